@@ -1,0 +1,158 @@
+/// A dense, row-major Float32 array with a shape.
+///
+/// Storage is a Swift array, so copies are copy-on-write and cheap until mutated. Shapes are
+/// checked at every operation with a message that names both shapes.
+public struct Tensor: Sendable, Equatable, CustomStringConvertible {
+    public var shape: [Int]
+    public var data: [Float]
+
+    public init(shape: [Int], data: [Float]) {
+        precondition(shape.allSatisfy { $0 >= 0 }, "Tensor: negative dimension in shape \(shape)")
+        precondition(shape.reduce(1, *) == data.count,
+                     "Tensor: shape \(shape) needs \(shape.reduce(1, *)) elements, got \(data.count)")
+        self.shape = shape
+        self.data = data
+    }
+
+    public init(zeros shape: [Int]) { self.init(repeating: 0, shape: shape) }
+
+    public init(repeating value: Float, shape: [Int]) {
+        self.init(shape: shape, data: [Float](repeating: value, count: shape.reduce(1, *)))
+    }
+
+    /// A scalar (rank 0) tensor.
+    public init(scalar: Float) { self.init(shape: [], data: [scalar]) }
+
+    public var count: Int { data.count }
+    public var rank: Int { shape.count }
+    /// The single value of a one-element tensor.
+    public var scalar: Float {
+        precondition(count == 1, "Tensor.scalar: tensor of shape \(shape) has \(count) elements")
+        return data[0]
+    }
+
+    public subscript(index: Int...) -> Float {
+        get { data[flatIndex(index)] }
+        set { data[flatIndex(index)] = newValue }
+    }
+
+    @inline(__always) func flatIndex(_ index: [Int]) -> Int {
+        precondition(index.count == shape.count, "Tensor: index \(index) does not match shape \(shape)")
+        var f = 0
+        for (i, d) in zip(index, shape) {
+            precondition(i >= 0 && i < d, "Tensor: index \(index) out of range for shape \(shape)")
+            f = f * d + i
+        }
+        return f
+    }
+
+    /// The same data viewed with another shape of equal element count.
+    public func reshaped(_ newShape: [Int]) -> Tensor {
+        precondition(newShape.reduce(1, *) == count, "reshape: cannot view \(shape) as \(newShape)")
+        return Tensor(shape: newShape, data: data)
+    }
+
+    /// Rows `range` of the leading dimension.
+    public func slice(_ range: Range<Int>) -> Tensor {
+        precondition(rank >= 1 && range.lowerBound >= 0 && range.upperBound <= shape[0],
+                     "slice: range \(range) out of bounds for shape \(shape)")
+        let inner = shape.dropFirst().reduce(1, *)
+        return Tensor(shape: [range.count] + shape.dropFirst(),
+                      data: Array(data[(range.lowerBound * inner)..<(range.upperBound * inner)]))
+    }
+
+    /// Largest absolute element-wise difference; shapes must match.
+    public func maxAbsDifference(_ other: Tensor) -> Float {
+        precondition(shape == other.shape, "maxAbsDifference: shapes \(shape) and \(other.shape) differ")
+        var m: Float = 0
+        for i in 0..<count { m = max(m, abs(data[i] - other.data[i])) }
+        return m
+    }
+
+    public var description: String { "Tensor(shape: \(shape), data: \(data.prefix(8))\(count > 8 ? "…" : ""))" }
+
+    // MARK: element-wise helpers on values (not recorded on the tape)
+
+    public static func + (a: Tensor, b: Tensor) -> Tensor { a.zipWith(b, +) }
+    public static func - (a: Tensor, b: Tensor) -> Tensor { a.zipWith(b, -) }
+    public static func * (a: Tensor, b: Tensor) -> Tensor { a.zipWith(b, *) }
+    public static func * (a: Tensor, s: Float) -> Tensor { a.map { $0 * s } }
+
+    public func map(_ f: (Float) -> Float) -> Tensor { Tensor(shape: shape, data: data.map(f)) }
+
+    public func zipWith(_ other: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
+        precondition(shape == other.shape, "element-wise op: shapes \(shape) and \(other.shape) differ")
+        var out = data
+        other.data.withUnsafeBufferPointer { b in
+            out.withUnsafeMutableBufferPointer { o in
+                for i in 0..<o.count { o[i] = f(o[i], b[i]) }
+            }
+        }
+        return Tensor(shape: shape, data: out)
+    }
+
+    /// In-place `self += other` (same shape).
+    public mutating func add(_ other: Tensor) {
+        precondition(shape == other.shape, "accumulate: shapes \(shape) and \(other.shape) differ")
+        other.data.withUnsafeBufferPointer { b in
+            data.withUnsafeMutableBufferPointer { o in
+                for i in 0..<o.count { o[i] += b[i] }
+            }
+        }
+    }
+
+    public func sum() -> Float { Tensor.sum(data) }
+
+    /// Sum with a SIMD accumulator (scalar `s += x` loops do not vectorize).
+    public static func sum(_ x: [Float]) -> Float {
+        x.withUnsafeBufferPointer { p in
+            var acc = SIMD16<Float>(repeating: 0)
+            var i = 0
+            while i + 16 <= p.count {
+                acc += SIMD16<Float>(p[i..<(i + 16)])
+                i += 16
+            }
+            var s = acc.sum()
+            while i < p.count { s += p[i]; i += 1 }
+            return s
+        }
+    }
+
+    /// Sum of squares with a SIMD accumulator.
+    public static func sumOfSquares(_ x: [Float]) -> Float {
+        x.withUnsafeBufferPointer { p in
+            var acc = SIMD16<Float>(repeating: 0)
+            var i = 0
+            while i + 16 <= p.count {
+                let v = SIMD16<Float>(p[i..<(i + 16)])
+                acc += v * v
+                i += 16
+            }
+            var s = acc.sum()
+            while i < p.count { s += p[i] * p[i]; i += 1 }
+            return s
+        }
+    }
+}
+
+/// `C[m,n] = A[m,k] · B[k,n]` with optional transposes, on tensors.
+public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+    precondition(a.rank == 2 && b.rank == 2, "matmul: expected matrices, got \(a.shape) and \(b.shape)")
+    let m = transposeA ? a.shape[1] : a.shape[0]
+    let k = transposeA ? a.shape[0] : a.shape[1]
+    let kb = transposeB ? b.shape[1] : b.shape[0]
+    let n = transposeB ? b.shape[0] : b.shape[1]
+    precondition(k == kb, "matmul: inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
+    var out = [Float](repeating: 0, count: m * n)
+    if m == 0 || n == 0 || k == 0 { return Tensor(shape: [m, n], data: out) }
+    a.data.withUnsafeBufferPointer { pa in
+        b.data.withUnsafeBufferPointer { pb in
+            out.withUnsafeMutableBufferPointer { pc in
+                BLAS.gemm(transA: transposeA, transB: transposeB, m: m, n: n, k: k,
+                          a: pa.baseAddress!, lda: a.shape[1], b: pb.baseAddress!, ldb: b.shape[1],
+                          beta: 0, c: pc.baseAddress!, ldc: n)
+            }
+        }
+    }
+    return Tensor(shape: [m, n], data: out)
+}

@@ -1,0 +1,105 @@
+/// A node of the reverse-mode autodiff graph: a value, its gradient, and how to send a gradient
+/// back to the values it was computed from.
+///
+/// Operations on `Variable`s record themselves as they run (define-by-run). `backward()` orders
+/// the recorded nodes topologically — the tape — and walks it in reverse, calling each node's
+/// backward closure once with the summed gradient of its output. A fused operation (a whole
+/// recurrent layer, softmax cross-entropy) is one node with a hand-written backward.
+public final class Variable {
+    public var value: Tensor
+    /// Accumulated gradient, same shape as `value`; `nil` until a backward pass reaches this node.
+    public var grad: Tensor?
+    /// Whether gradients flow to (and through) this node.
+    public let requiresGrad: Bool
+    /// A name for parameters (`weight_ih_l0`); empty for intermediates.
+    public var name: String
+
+    let parents: [Variable]
+    /// Given the gradient of this node's output, the gradient for each parent (nil: none).
+    let backwardFn: ((Tensor) -> [Tensor?])?
+
+    /// A leaf: an input (`requiresGrad: false`) or a trainable parameter (`requiresGrad: true`).
+    public init(_ value: Tensor, requiresGrad: Bool = false, name: String = "") {
+        self.value = value
+        self.requiresGrad = requiresGrad
+        self.name = name
+        self.parents = []
+        self.backwardFn = nil
+    }
+
+    init(value: Tensor, parents: [Variable], backward: @escaping (Tensor) -> [Tensor?]) {
+        self.value = value
+        self.requiresGrad = true
+        self.name = ""
+        self.parents = parents
+        self.backwardFn = backward
+    }
+
+    public var shape: [Int] { value.shape }
+
+    /// Records an operation. If no parent needs a gradient (or recording is off) the result is a
+    /// plain constant and `backward` is dropped, so inference builds no graph.
+    public static func record(_ value: Tensor, parents: [Variable],
+                              backward: @escaping (Tensor) -> [Tensor?]) -> Variable {
+        if GradientMode.isEnabled && parents.contains(where: { $0.requiresGrad }) {
+            return Variable(value: value, parents: parents, backward: backward)
+        }
+        return Variable(value)
+    }
+
+    /// The same value cut from the graph (truncated BPTT carries state this way).
+    public func detached() -> Variable { Variable(value) }
+
+    /// Back-propagates from this node. `seed` defaults to ones (use a scalar loss).
+    public func backward(_ seed: Tensor? = nil) {
+        let start = seed ?? Tensor(repeating: 1, shape: value.shape)
+        precondition(start.shape == value.shape, "backward: seed shape \(start.shape) does not match \(value.shape)")
+        // Topological order (iterative DFS; graphs over long sequences are deep).
+        var order: [Variable] = []
+        var visited = Set<ObjectIdentifier>()
+        var stack: [(Variable, Bool)] = [(self, false)]
+        while let (node, expanded) = stack.popLast() {
+            if expanded { order.append(node); continue }
+            if !visited.insert(ObjectIdentifier(node)).inserted { continue }
+            stack.append((node, true))
+            for p in node.parents where p.requiresGrad && !visited.contains(ObjectIdentifier(p)) {
+                stack.append((p, false))
+            }
+        }
+        // Gradients of intermediates live here; leaves accumulate into `grad`.
+        var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): start]
+        for node in order.reversed() {
+            let id = ObjectIdentifier(node)
+            guard let g = pending.removeValue(forKey: id) else { continue }
+            guard let fn = node.backwardFn else {
+                if node.grad == nil { node.grad = g } else { node.grad!.add(g) }
+                continue
+            }
+            let grads = fn(g)
+            precondition(grads.count == node.parents.count, "backward: op returned \(grads.count) gradients for \(node.parents.count) inputs")
+            for (p, pg) in zip(node.parents, grads) {
+                guard p.requiresGrad, let pg else { continue }
+                precondition(pg.shape == p.value.shape, "backward: gradient shape \(pg.shape) for input of shape \(p.value.shape)")
+                let pid = ObjectIdentifier(p)
+                if pending[pid] == nil { pending[pid] = pg } else { pending[pid]!.add(pg) }
+            }
+        }
+    }
+
+    /// Clears the gradient.
+    public func zeroGrad() { grad = nil }
+}
+
+/// Whether operations record themselves for backpropagation.
+public enum GradientMode {
+    nonisolated(unsafe) static var enabledFlag = true
+    public static var isEnabled: Bool { enabledFlag }
+
+    /// Runs `body` without recording (inference, generation, evaluation).
+    public static func withoutGradients<R>(_ body: () throws -> R) rethrows -> R {
+        let saved = enabledFlag
+        enabledFlag = false
+        defer { enabledFlag = saved }
+        return try body()
+    }
+}
