@@ -14,3 +14,28 @@ import Testing
         } }
     }
 }
+
+@Suite struct AutodiffTests {
+    @Test func elementwiseAndMatmulGradients() {
+        var rng = RandomGenerator(seed: 3)
+        let x = Variable(rng.uniformTensor([3, 4], low: -1, high: 1), requiresGrad: true, name: "x")
+        let w = Variable(rng.uniformTensor([5, 4], low: -1, high: 1), requiresGrad: true, name: "w")
+        let b = Variable(rng.uniformTensor([5], low: -1, high: 1), requiresGrad: true, name: "b")
+        let r = gradientCheck([x, w, b]) {
+            let h = linear(x, weight: w, bias: b)
+            let a = concatColumns([sigmoid(columns(h, 0..<2)), tanh(columns(h, 2..<4)), relu(columns(h, 4..<5))])
+            let s = selectRows([true, false, true], a * a, oneMinus(a))
+            return weightedSum(stack([s, exp(s) * 0.5]))
+        }
+        #expect(r.ratio <= 1, "\(r.worst)")
+    }
+
+    @Test func multipleOutputNodeRoutesEachGradient() {
+        let x = Variable(Tensor(shape: [2], data: [1, 2]), requiresGrad: true)
+        let outs = Variable.recordMultiple([x.value * 2, x.value * 3], parents: [x]) { g in
+            [(g[0] ?? Tensor(zeros: [2])) * 2 + (g[1] ?? Tensor(zeros: [2])) * 3]
+        }
+        sum(outs[0] + outs[1] * 10).backward()
+        #expect(x.grad == Tensor(shape: [2], data: [32, 32]))
+    }
+}

@@ -103,3 +103,34 @@ public enum GradientMode {
         return try body()
     }
 }
+
+/// Collects the gradients of the outputs of one multi-output node during a backward pass.
+final class MultipleOutputGradients {
+    var grads: [Tensor?]
+    init(count: Int) { grads = Array(repeating: nil, count: count) }
+}
+
+extension Variable {
+    /// Records one operation with several outputs (a fused recurrent layer returns `y`, `h_n`,
+    /// `c_n`). `backward` receives the gradient of each output (nil where no gradient reached it)
+    /// and returns one gradient per parent. The node runs once per backward pass.
+    public static func recordMultiple(_ values: [Tensor], parents: [Variable],
+                                      backward: @escaping ([Tensor?]) -> [Tensor?]) -> [Variable] {
+        guard GradientMode.isEnabled && parents.contains(where: { $0.requiresGrad }) else {
+            return values.map { Variable($0) }
+        }
+        let box = MultipleOutputGradients(count: values.count)
+        let empty = Tensor(shape: [0], data: [])
+        let hub = Variable(value: empty, parents: parents) { _ in
+            let g = box.grads
+            box.grads = Array(repeating: nil, count: g.count)
+            return backward(g)
+        }
+        return values.enumerated().map { i, v in
+            Variable(value: v, parents: [hub]) { g in
+                if box.grads[i] == nil { box.grads[i] = g } else { box.grads[i]!.add(g) }
+                return [empty]
+            }
+        }
+    }
+}
