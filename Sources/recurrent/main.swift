@@ -1,2 +1,0 @@
-import Recurrent
-print(BLAS.implementation)
