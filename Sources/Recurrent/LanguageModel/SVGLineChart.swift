@@ -64,15 +64,22 @@ struct SVGLineChart {
         var p = 1.0
         while p > raw { p /= 10 }
         while p * 10 <= raw { p *= 10 }
-        let step = [1.0, 2.0, 5.0, 10.0].map { $0 * p }.first { $0 >= raw } ?? p * 10
-        let start = (lo / step).rounded(.down) * step
+        let mantissa = [1.0, 2.0, 5.0, 10.0].first { $0 * p >= raw } ?? 10
+        let step = mantissa * p
+        // Tick k is k·mantissa·10^e, divided by an exact power of ten when e < 0 so that labels
+        // such as 1.4 come out exact instead of 1.4000000000000001.
+        let divisor = p < 1 ? (1 / p).rounded() : 1
+        let multiplier = p < 1 ? mantissa : step
+        func tick(_ k: Int) -> Double { Double(k) * multiplier / divisor }
+        let first = Int((lo / step + 1e-9).rounded(.down))
         var ticks: [Double] = []
-        var t = start
-        while t < hi + step * 0.999 && ticks.count < 50 {
-            ticks.append(t)
-            t += step
+        var k = first
+        while ticks.count < 50 {
+            ticks.append(tick(k))
+            if tick(k) >= hi - step * 1e-9 { break }
+            k += 1
         }
-        if ticks.count < 2 { ticks.append(start + step) }
+        if ticks.count < 2 { ticks.append(tick(first + 1)) }
         return ticks
     }
 
