@@ -1,0 +1,73 @@
+/// A character-level language model, the PyTorch module
+/// `Embedding(V, E) → RNN/LSTM/GRU(E, H, L, batch_first=True) → Linear(H, V)`:
+///
+///     x_t = E[s_t]                    (embedding row of symbol s_t)
+///     h_t = recurrence(x_t, h_{t-1})  (L stacked layers, state carried between windows)
+///     logits_t = W_head h_t + b_head  (V scores for symbol t+1)
+///
+/// Parameter keys are those of that module's `state_dict`: `embedding.weight` `[V, E]`,
+/// `rnn.weight_ih_l{k}` `[G·H, I_k]`, `rnn.weight_hh_l{k}` `[G·H, H]`, `rnn.bias_ih_l{k}`,
+/// `rnn.bias_hh_l{k}` `[G·H]`, `head.weight` `[V, H]`, `head.bias` `[V]`.
+/// Initialisation is PyTorch's default: embedding N(0, 1), recurrent and head weights and biases
+/// U(−1/√H, 1/√H).
+///
+/// Data runs time-major inside (`[T, B, ·]`, element `t·B + b`); batch-first PyTorch code sees the
+/// same numbers transposed.
+public final class CharacterLanguageModel: Module {
+    public let configuration: LanguageModelConfiguration
+    public let vocabulary: Vocabulary
+    public let embedding: Embedding
+    public let rnn: RecurrentLayer
+    public let head: Linear
+    /// Dropout before the head (training only), `configuration.dropout`.
+    let outputDropout: Dropout
+
+    public init(configuration: LanguageModelConfiguration, rng: inout RandomGenerator) throws {
+        self.configuration = configuration
+        vocabulary = try configuration.vocabulary()
+        let v = vocabulary.count, e = configuration.embeddingSize, h = configuration.hiddenSize
+        embedding = Embedding(count: v, dimension: e, rng: &rng)
+        rnn = RecurrentLayer(kind: configuration.cellKind, inputSize: e, hiddenSize: h,
+                             numLayers: configuration.numLayers, dropout: configuration.dropout, rng: &rng)
+        head = Linear(inputSize: h, outputSize: v, rng: &rng)
+        let bound = 1 / Float(h).squareRoot()
+        head.weight.value = rng.uniformTensor([v, h], low: -bound, high: bound)
+        head.bias!.value = rng.uniformTensor([v], low: -bound, high: bound)
+        outputDropout = Dropout(probability: configuration.dropout)
+    }
+
+    public func namedParameters() -> [(String, Variable)] {
+        prefixed("embedding", embedding) + prefixed("rnn", rnn) + prefixed("head", head)
+    }
+
+    /// Whether dropout is active (training) or not (evaluation, sampling).
+    public var training: Bool {
+        get { rnn.training }
+        set { rnn.training = newValue }
+    }
+
+    /// `inputs` `T·B` symbol indices, time-major (element `t·B + b`) → logits `[T·B, V]` in the
+    /// same order, and the state after the last step (`[L, B, H]` each). `state` nil: zeros.
+    /// `dropoutGenerator` draws the output-dropout mask while training.
+    public func callAsFunction(_ inputs: [Int], steps: Int, batch: Int, state: RecurrentState?,
+                               dropoutGenerator: inout RandomGenerator) -> (logits: Variable, state: RecurrentState) {
+        precondition(inputs.count == steps * batch, "CharacterLanguageModel: \(inputs.count) inputs for \(steps) steps × \(batch) rows")
+        let x = reshape(embedding(inputs), [steps, batch, configuration.embeddingSize])
+        let (output, final) = rnn(x, initialState: state)
+        var features = reshape(output, [steps * batch, configuration.hiddenSize])
+        features = outputDropout(features, training: training, rng: &dropoutGenerator)
+        return (head(features), final)
+    }
+
+    /// Inference without dropout or a tape: logits `[T·B, V]` and the final state.
+    public func predict(_ inputs: [Int], steps: Int, batch: Int, state: RecurrentState?) -> (logits: Tensor, state: RecurrentState) {
+        let wasTraining = training
+        training = false
+        defer { training = wasTraining }
+        var unused = RandomGenerator(seed: 0)
+        return GradientMode.withoutGradients {
+            let (logits, final) = self(inputs, steps: steps, batch: batch, state: state, dropoutGenerator: &unused)
+            return (logits.value, final)
+        }
+    }
+}
