@@ -135,18 +135,19 @@ final class CoupledLSTMCell: RecurrentCell {
         #expect(layer.description == "GRU(3 => 4, 2 layers, bidirectional concat)  # 552 parameters")
     }
 
-    @Test(arguments: CellKind.allCases)
-    func forwardMatchesScalarReference(kind: CellKind) {
+    @Test(arguments: CellKind.allCases, [false, true])
+    func forwardMatchesScalarReference(kind: CellKind, fused: Bool) {
         for (bidirectional, mode) in [(false, MergeMode.concat)] + MergeMode.allCases.map({ (true, $0) }) {
             var rng = RandomGenerator(seed: 31)
             let layer = RecurrentLayer(kind: kind, inputSize: 3, hiddenSize: 4, numLayers: 2,
                                        bidirectional: bidirectional, mergeMode: mode, rng: &rng)
+            layer.useFusedKernels = fused
             let x = randomVariable([5, 4, 3], &rng)
             let lengths = [3, 5, 0, 2]
             let s0 = randomInitialState(layer, batch: 4, &rng)
             let (y, state) = layer(x, initialState: s0, lengths: lengths)
             let ref = referenceForward(layer, x: x.value, h0: s0.h.value, c0: s0.c?.value, lengths: lengths)
-            let what = "\(kind) bidirectional \(bidirectional) \(mode)"
+            let what = "\(kind) fused \(fused) bidirectional \(bidirectional) \(mode)"
             #expect(y.shape == [5, 4, layer.outputSize], "\(what)")
             #expect(y.value.maxAbsDifference(ref.y) < 1e-5, "\(what)")
             #expect(state.h.value.maxAbsDifference(ref.h) < 1e-5, "\(what)")
@@ -167,18 +168,20 @@ final class CoupledLSTMCell: RecurrentCell {
         }
     }
 
-    /// The generic runner, 2 layers, bidirectional, lengths in mixed order and an initial state.
-    @Test(arguments: gradientKinds)
-    func gradientsMatchFiniteDifferences(kind: CellKind) {
+    /// 2 layers, bidirectional, lengths in mixed order and an initial state; the generic runner
+    /// (fused: false) and the fused nodes.
+    @Test(arguments: gradientKinds, [false, true])
+    func gradientsMatchFiniteDifferences(kind: CellKind, fused: Bool) {
         var rng = RandomGenerator(seed: 41)
         let layer = RecurrentLayer(kind: kind, inputSize: 2, hiddenSize: 3, numLayers: 2, bidirectional: true, rng: &rng)
+        layer.useFusedKernels = fused
         let x = randomVariable([4, 3, 2], &rng, name: "x")
         let s0 = randomInitialState(layer, batch: 3, &rng)
         let r = gradientCheck(layer.parameters + [x] + s0.components, maxElementsPerInput: 12) {
             let (y, state) = layer(x, initialState: s0, lengths: [3, 4, 1])
             return outputAndStateLoss(y, state)
         }
-        #expect(r.ratio <= 1, "\(kind): \(r.worst)")
+        #expect(r.ratio <= 1, "\(kind) fused \(fused): \(r.worst)")
     }
 
     @Test func mergeModeGradientsMatchFiniteDifferences() {
@@ -186,6 +189,7 @@ final class CoupledLSTMCell: RecurrentCell {
             var rng = RandomGenerator(seed: 43)
             let layer = RecurrentLayer(kind: .gru, inputSize: 2, hiddenSize: 2, numLayers: 2,
                                        bidirectional: true, mergeMode: mode, rng: &rng)
+            layer.useFusedKernels = false
             let x = randomVariable([3, 2, 2], &rng, name: "x")
             let r = gradientCheck(layer.parameters + [x], maxElementsPerInput: 8) {
                 let (y, state) = layer(x, lengths: [2, 3])
@@ -197,10 +201,11 @@ final class CoupledLSTMCell: RecurrentCell {
 
     /// Appending padding (garbage inputs) to a batch changes no output at a valid step, no final
     /// state and no gradient; the padding itself receives zero gradient.
-    @Test(arguments: gradientKinds)
-    func paddedStepsChangeNothing(kind: CellKind) {
+    @Test(arguments: gradientKinds, [false, true])
+    func paddedStepsChangeNothing(kind: CellKind, fused: Bool) {
         var rng = RandomGenerator(seed: 51)
         let layer = RecurrentLayer(kind: kind, inputSize: 3, hiddenSize: 3, numLayers: 2, bidirectional: true, rng: &rng)
+        layer.useFusedKernels = fused
         let lengths = [3, 4, 2]
         let x = randomVariable([4, 3, 3], &rng, name: "x")
         let padding = rng.uniformTensor([3, 3, 3], low: -5, high: 5)
@@ -227,9 +232,11 @@ final class CoupledLSTMCell: RecurrentCell {
 
     /// A batch with lengths = each sequence alone, cut to its length: outputs, h_n and (summed)
     /// parameter gradients agree.
-    @Test func batchWithLengthsEqualsSequencesRunAlone() {
+    @Test(arguments: [false, true])
+    func batchWithLengthsEqualsSequencesRunAlone(fused: Bool) {
         var rng = RandomGenerator(seed: 61)
         let layer = RecurrentLayer(kind: .lstm, inputSize: 2, hiddenSize: 3, numLayers: 2, bidirectional: true, rng: &rng)
+        layer.useFusedKernels = fused
         let lengths = [2, 4, 3]
         let (steps, batch, width) = (4, 3, 6)
         let x = randomVariable([steps, batch, 2], &rng)
@@ -265,11 +272,13 @@ final class CoupledLSTMCell: RecurrentCell {
 
     /// The reverse direction's h_n is the final state of a forward layer with the reverse weights
     /// run over the valid prefix reversed, and its output at t is that run's output at n-1-t.
-    @Test(arguments: gradientKinds)
-    func reverseDirectionReadsEachSequenceFromItsOwnEnd(kind: CellKind) throws {
+    @Test(arguments: gradientKinds, [false, true])
+    func reverseDirectionReadsEachSequenceFromItsOwnEnd(kind: CellKind, fused: Bool) throws {
         var rng = RandomGenerator(seed: 71)
         let layer = RecurrentLayer(kind: kind, inputSize: 2, hiddenSize: 3, bidirectional: true, rng: &rng)
         let forward = RecurrentLayer(kind: kind, inputSize: 2, hiddenSize: 3, rng: &rng)
+        layer.useFusedKernels = fused
+        forward.useFusedKernels = fused
         let p = parametersByName(layer)
         try forward.loadStateDict(Dictionary(uniqueKeysWithValues: forward.namedParameters().map { name, _ in
             (name, p[name + "_reverse"]!.value)
@@ -297,9 +306,11 @@ final class CoupledLSTMCell: RecurrentCell {
 
     /// Truncated BPTT: the detached state of chunk 1 starts chunk 2. Values equal one run over
     /// both chunks; chunk 2's backward reaches neither chunk 1's input nor chunk 1's parameters use.
-    @Test func truncatedBackpropagationCarriesValuesAndCutsGradients() {
+    @Test(arguments: [false, true])
+    func truncatedBackpropagationCarriesValuesAndCutsGradients(fused: Bool) {
         var rng = RandomGenerator(seed: 81)
         let layer = RecurrentLayer(kind: .lstm, inputSize: 2, hiddenSize: 3, numLayers: 2, rng: &rng)
+        layer.useFusedKernels = fused
         let x = randomVariable([6, 2, 2], &rng)
         let x1 = Variable(x.value.slice(0..<3), requiresGrad: true)
         let x2 = Variable(x.value.slice(3..<6), requiresGrad: true)
@@ -329,12 +340,15 @@ final class CoupledLSTMCell: RecurrentCell {
         #expect(x1.grad.map { $0.data.contains { $0 != 0 } } == true)
     }
 
-    @Test func dropoutOnlyBetweenLayersAndOnlyWhileTraining() {
+    @Test(arguments: [false, true])
+    func dropoutOnlyBetweenLayersAndOnlyWhileTraining(fused: Bool) {
         var rng = RandomGenerator(seed: 91)
         let p: Float = 0.4
         let layer = RecurrentLayer(kind: .gru, inputSize: 2, hiddenSize: 3, numLayers: 2, dropout: p, rng: &rng)
         var plainRng = RandomGenerator(seed: 91)
         let plain = RecurrentLayer(kind: .gru, inputSize: 2, hiddenSize: 3, numLayers: 2, rng: &plainRng)
+        layer.useFusedKernels = fused
+        plain.useFusedKernels = fused
         let x = randomVariable([3, 4, 2], &rng)
 
         layer.training = false
@@ -350,7 +364,7 @@ final class CoupledLSTMCell: RecurrentCell {
         var mask = Tensor(zeros: y0.shape)
         for i in 0..<mask.count { mask.data[i] = replay.nextUniform() < 1 - p ? 1 / (1 - p) : 0 }
         let expected = layer.runOnTape(layer: 1, reverse: false, multiplyByConstant(y0, mask), initial: nil, lengths: nil).output
-        #expect(y.value == expected.value)
+        #expect(y.value.maxAbsDifference(expected.value) < 1e-6)
         #expect(layer.dropoutGenerator == replay)
         #expect(mask.data.contains(0) && mask.data.contains(1 / (1 - p)))
 
@@ -370,6 +384,7 @@ final class CoupledLSTMCell: RecurrentCell {
     @Test func stateLayoutIsLayerTimesDirectionsPlusDirection() {
         var rng = RandomGenerator(seed: 95)
         let layer = RecurrentLayer(kind: .lstm, inputSize: 2, hiddenSize: 3, numLayers: 2, bidirectional: true, rng: &rng)
+        layer.useFusedKernels = false
         let x = randomVariable([3, 2, 2], &rng)
         let s0 = randomInitialState(layer, batch: 2, &rng)
         let (y, state) = layer(x, initialState: s0, lengths: [3, 2])
@@ -394,6 +409,7 @@ final class CoupledLSTMCell: RecurrentCell {
         var rngA = RandomGenerator(seed: 99), rngB = RandomGenerator(seed: 99)
         let layer = RecurrentLayer(kind: .lstm, inputSize: 3, hiddenSize: 2, numLayers: 2, bidirectional: true,
                                    dropout: 0.3, rng: &rngA)
+        layer.useFusedKernels = false
         let recurrence = Recurrence(inputSize: 3, numLayers: 2, bidirectional: true, dropout: 0.3, rng: &rngB) { i, rng in
             LSTMCell(inputSize: i, hiddenSize: 2, rng: &rng)
         }
@@ -448,5 +464,48 @@ final class CoupledLSTMCell: RecurrentCell {
         #expect(cut.h.value == h.value && !cut.h.requiresGrad && cut.c!.value == c.value && !cut.c!.requiresGrad)
         state.c = nil
         #expect(state.components.count == 1)
+    }
+
+    /// Fused nodes and the generic cell runner on the same weights, inputs and dropout masks:
+    /// outputs, h_n, c_n and every parameter and input gradient agree.
+    @Test(arguments: CellKind.allCases, [MergeMode.concat, .product])
+    func fusedAndGenericPathsAgree(kind: CellKind, mode: MergeMode) {
+        var rng = RandomGenerator(seed: 101)
+        let layer = RecurrentLayer(kind: kind, inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true,
+                                   mergeMode: mode, dropout: 0.25, rng: &rng)
+        let x = randomVariable([6, 4, 3], &rng, name: "x")
+        let s0 = randomInitialState(layer, batch: 4, &rng)
+        let masks = layer.dropoutGenerator
+
+        func run(fused: Bool) -> (values: [Tensor], grads: [Tensor]) {
+            layer.useFusedKernels = fused
+            layer.dropoutGenerator = masks
+            let inputs = layer.parameters + [x] + s0.components
+            for v in inputs { v.grad = nil }
+            let (y, state) = layer(x, initialState: s0, lengths: [4, 6, 1, 3])
+            outputAndStateLoss(y, state).backward()
+            return ([y.value] + state.components.map(\.value), inputs.map { $0.grad! })
+        }
+        let generic = run(fused: false)
+        let fused = run(fused: true)
+        for (a, b) in zip(generic.values + generic.grads, fused.values + fused.grads) {
+            #expect(a.shape == b.shape)
+            #expect(a.maxAbsDifference(b) < 1e-5, "\(kind) \(mode)")
+        }
+        #expect(generic.grads.count == layer.parameters.count + 1 + (kind.hasCellState ? 2 : 1))
+    }
+
+    @Test func inferenceWithoutGradientsAgrees() {
+        var rng = RandomGenerator(seed: 103)
+        let layer = RecurrentLayer(kind: .lstm, inputSize: 3, hiddenSize: 4, numLayers: 2, bidirectional: true, rng: &rng)
+        #expect(layer.useFusedKernels)
+        layer.training = false
+        let x = randomVariable([5, 2, 3], &rng)
+        let fused = GradientMode.withoutGradients { layer(x, lengths: [5, 2]) }
+        layer.useFusedKernels = false
+        let generic = GradientMode.withoutGradients { layer(x, lengths: [5, 2]) }
+        #expect(fused.output.value.maxAbsDifference(generic.output.value) < 1e-5)
+        #expect(fused.state.h.value.maxAbsDifference(generic.state.h.value) < 1e-5)
+        #expect(!fused.output.requiresGrad && !generic.state.h.requiresGrad)
     }
 }

@@ -17,8 +17,12 @@
 /// direction starts at each sequence's own last element; the returned state is `h_n` (and `c_n`)
 /// `[L·D, B, H]`, row `layer·D + direction`; truncated BPTT by passing `state.detached()` back in.
 ///
-/// Each (layer, direction) runs as the corresponding cell stepped on the tape, over the layer's
-/// own parameter Variables.
+/// Each (layer, direction) runs either as one `FusedSequence.apply` node (`useFusedKernels`, the
+/// default: whole-sequence forward and hand-written backward) or as the corresponding cell
+/// (`RNNCell`, `LSTMCell`, `GRUCell`) stepped on the tape by the generic runner — the oracle. Both
+/// read the same parameter Variables and share one implementation of stacking, dropout,
+/// directions, merging and the state layout (`LayerStack`), so they can be compared on identical
+/// weights.
 public final class RecurrentLayer: Module, CustomStringConvertible {
     /// The four parameters of one (layer, direction).
     struct DirectionParameters {
@@ -39,6 +43,8 @@ public final class RecurrentLayer: Module, CustomStringConvertible {
     public var outputSize: Int { stack.outputSize }
     /// Inter-layer dropout applies only while training.
     public var training: Bool = true
+    /// true: each (layer, direction) is one fused node; false: the cells stepped on the tape.
+    public var useFusedKernels: Bool = true
     /// Draws the inter-layer dropout masks (save and restore it to resume a run exactly).
     public var dropoutGenerator: RandomGenerator
 
@@ -90,8 +96,23 @@ public final class RecurrentLayer: Module, CustomStringConvertible {
                                lengths: [Int]? = nil) -> (output: Variable, state: RecurrentState) {
         stack(x, initialState: initialState, lengths: lengths, training: training,
               dropoutGenerator: &dropoutGenerator) { layer, reverse, input, initial, lengths in
-            runOnTape(layer: layer, reverse: reverse, input, initial: initial, lengths: lengths)
+            useFusedKernels
+                ? runFused(layer: layer, reverse: reverse, input, initial: initial, lengths: lengths)
+                : runOnTape(layer: layer, reverse: reverse, input, initial: initial, lengths: lengths)
         }
+    }
+
+    /// One direction as a single `FusedSequence.apply` node over this layer's parameters.
+    func runFused(layer: Int, reverse: Bool, _ x: Variable, initial: [Variable]?,
+                  lengths: [Int]?) -> (output: Variable, final: [Variable]) {
+        let p = directionParameters[layer][reverse ? 1 : 0]
+        let zeros = { Variable(Tensor(zeros: [x.shape[1], self.hiddenSize])) }
+        let h0 = initial?[0] ?? zeros()
+        let c0 = kind.hasCellState ? (initial?[1] ?? zeros()) : nil
+        let r = FusedSequence.apply(kind: kind, x: x, weightIH: p.weightIH, weightHH: p.weightHH,
+                                    biasIH: p.biasIH, biasHH: p.biasHH, h0: h0, c0: c0,
+                                    lengths: lengths, reverse: reverse)
+        return (r.output, [r.hN] + (r.cN.map { [$0] } ?? []))
     }
 
     /// One direction as the cell of `kind` over this layer's parameters, stepped on the tape.

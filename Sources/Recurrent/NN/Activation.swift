@@ -1,9 +1,3 @@
-#if canImport(Glibc)
-@preconcurrency import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
 /// A parameter-free element-wise non-linearity as a `Layer` (PyTorch's `nn.Tanh`, `nn.ReLU`,
 /// `nn.Sigmoid`), for use inside a `Sequential`. It owns no keys, so like PyTorch it leaves a gap in
 /// a `Sequential`'s numbering (`0.weight`, `2.weight`).

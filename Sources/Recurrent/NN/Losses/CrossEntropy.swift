@@ -29,21 +29,27 @@ public func crossEntropy(logits: Variable, targets: [Int], ignoreIndex: Int? = n
                      "crossEntropy: target \(t) at position \(position) is out of range for \(c) classes (0..<\(c))")
     }
     let x = logits.value
-    var logSumExp = [Float](repeating: 0, count: n)
+    // e_nj = exp(x_nj - m_n) is kept for the backward pass: softmax(x_n)_j = e_nj / Σ_j e_nj.
+    var exponentials = [Float](repeating: 0, count: n * c)
+    var inverseSums = [Float](repeating: 0, count: n)
     var total: Double = 0
     var counted = 0
     x.data.withUnsafeBufferPointer { xp in
-        for r in 0..<n {
-            let row = r * c
-            var m = -Float.infinity
-            for j in 0..<c { m = max(m, xp[row + j]) }
-            var s: Float = 0
-            for j in 0..<c { s += expf(xp[row + j] - m) }
-            let lse = m + logf(s)
-            logSumExp[r] = lse
-            if targets[r] != ignoreIndex {
-                total += Double(lse - xp[row + targets[r]])
-                counted += 1
+        exponentials.withUnsafeMutableBufferPointer { e in
+            for r in 0..<n {
+                let row = r * c
+                var m = -Float.infinity
+                for j in 0..<c { m = max(m, xp[row + j]) }
+                var s: Float = 0
+                for j in 0..<c {
+                    e[row + j] = expf(xp[row + j] - m)
+                    s += e[row + j]
+                }
+                inverseSums[r] = 1 / s
+                if targets[r] != ignoreIndex {
+                    total += Double(m + logf(s) - xp[row + targets[r]])
+                    counted += 1
+                }
             }
         }
     }
@@ -51,12 +57,12 @@ public func crossEntropy(logits: Variable, targets: [Int], ignoreIndex: Int? = n
     return Variable.record(Tensor(scalar: Float(loss)), parents: [logits]) { g in
         let scale = reduction == .mean ? g.scalar / Float(counted) : g.scalar
         var dx = [Float](repeating: 0, count: n * c)
-        x.data.withUnsafeBufferPointer { xp in
+        exponentials.withUnsafeBufferPointer { e in
             dx.withUnsafeMutableBufferPointer { d in
                 for r in 0..<n where targets[r] != ignoreIndex {
                     let row = r * c
-                    let lse = logSumExp[r]
-                    for j in 0..<c { d[row + j] = expf(xp[row + j] - lse) * scale }
+                    let factor = inverseSums[r] * scale
+                    for j in 0..<c { d[row + j] = e[row + j] * factor }
                     d[row + targets[r]] -= scale
                 }
             }
