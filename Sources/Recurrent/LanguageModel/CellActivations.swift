@@ -113,3 +113,42 @@ public enum CellInterpretation {
         return Array(found.sorted { abs($0.correlation) > abs($1.correlation) }.prefix(top))
     }
 }
+
+extension CellActivations {
+    /// Runs `model` over `text` (symbol indices) one step at a time from a zero state and keeps
+    /// every layer's state after each step: `tanh(c_t)` for LSTM, `h_t` otherwise (ReLU-RNN
+    /// values scaled per cell by their largest magnitude so they fit in [−1, 1]).
+    public static func record(_ model: CharacterLanguageModel, text: [Int]) -> CellActivations {
+        let l = model.configuration.numLayers, h = model.configuration.hiddenSize, t = text.count
+        var values = [Float](repeating: 0, count: l * t * h)
+        var state: RecurrentState?
+        let kind = model.configuration.cellKind
+        for (step, symbol) in text.enumerated() {
+            let (_, final) = model.predict([symbol], steps: 1, batch: 1, state: state)
+            state = final
+            let source = kind == .lstm ? final.c!.value.data.map { _tanh($0) } : final.h.value.data   // [L, 1, H]
+            for layer in 0..<l {
+                for cell in 0..<h { values[(layer * t + step) * h + cell] = source[layer * h + cell] }
+            }
+        }
+        if kind == .rnnReLU {
+            for layer in 0..<l {
+                for cell in 0..<h {
+                    var m: Float = 0
+                    for step in 0..<t { m = max(m, abs(values[(layer * t + step) * h + cell])) }
+                    guard m > 0 else { continue }
+                    for step in 0..<t { values[(layer * t + step) * h + cell] /= m }
+                }
+            }
+        }
+        return CellActivations(symbols: text.map { model.vocabulary.string(at: $0) }, layerCount: l, cellCount: h,
+                               values: values, quantity: kind == .lstm ? "tanh(c)" : kind == .rnnReLU ? "h / max |h|" : "h")
+    }
+}
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+@inline(__always) func _tanh(_ x: Float) -> Float { tanhf(x) }
