@@ -131,6 +131,38 @@ struct LanguageModelTests {
         #expect(!FileSystem.exists(dir))
     }
 
+    @Test(arguments: [LanguageModelConfiguration.Cell.lstm, .gru, .rnn])
+    func foldedEmbeddingMatchesTheLayerPath(cell: LanguageModelConfiguration.Cell) throws {
+        var rng = RandomGenerator(seed: 21)
+        let vocab = Vocabulary(corpus: tinyCorpus())   // V = 18 < E = 40
+        let config = LanguageModelConfiguration(cell: cell, embeddingSize: 40, hiddenSize: 6, numLayers: 2,
+                                                vocabulary: vocab, dropout: 0.3)
+        let model = try CharacterLanguageModel(configuration: config, rng: &rng)
+        let (t, b) = (10, 6)
+        #expect(model.folded.pays(rows: t * b) && !model.folded.pays(rows: 1))
+        let text = try vocab.encode(tinyCorpus())
+        let inputs = Array(text.prefix(t * b)), targets = Array(text.dropFirst().prefix(t * b))
+        let state = RecurrentState(h: Variable(rng.uniformTensor([2, b, 6], low: -1, high: 1)),
+                                   c: cell == .lstm ? Variable(rng.uniformTensor([2, b, 6], low: -1, high: 1)) : nil)
+        func run(folding: Bool) -> (loss: Float, state: [Float], grads: [String: Tensor]) {
+            model.allowsFolding = folding
+            model.zeroGradients()
+            model.rnn.dropoutGenerator = RandomGenerator(seed: 5)
+            var dropout = RandomGenerator(seed: 6)
+            let (logits, final) = model(inputs, steps: t, batch: b, state: state, dropoutGenerator: &dropout)
+            let loss = crossEntropy(logits: logits, targets: targets)
+            loss.backward()
+            return (loss.value.scalar, final.h.value.data, Dictionary(uniqueKeysWithValues: model.namedParameters().map { ($0.0, $0.1.grad!) }))
+        }
+        let plain = run(folding: false), folded = run(folding: true)
+        #expect(abs(plain.loss - folded.loss) < 1e-5)
+        #expect(zip(plain.state, folded.state).allSatisfy { abs($0 - $1) < 1e-5 })
+        for (name, g) in plain.grads {
+            let scale = max(1, g.data.map(abs).max()!)
+            #expect(g.maxAbsDifference(folded.grads[name]!) < 1e-5 * scale, "gradient of \(name)")
+        }
+    }
+
     @Test func evaluationEqualsADirectComputation() throws {
         var rng = RandomGenerator(seed: 3)
         let vocab = Vocabulary(corpus: tinyCorpus())

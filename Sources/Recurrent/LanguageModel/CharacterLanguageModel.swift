@@ -12,7 +12,8 @@
 /// U(−1/√H, 1/√H).
 ///
 /// Data runs time-major inside (`[T, B, ·]`, element `t·B + b`); batch-first PyTorch code sees the
-/// same numbers transposed.
+/// same numbers transposed. When the vocabulary is smaller than the embedding, long inputs run
+/// through `FoldedEmbeddingStack` (the same function, computed with fewer operations).
 public final class CharacterLanguageModel: Module {
     public let configuration: LanguageModelConfiguration
     public let vocabulary: Vocabulary
@@ -21,6 +22,10 @@ public final class CharacterLanguageModel: Module {
     public let head: Linear
     /// Dropout before the head (training only), `configuration.dropout`.
     let outputDropout: Dropout
+    /// The same stack with the embedding folded into layer 0 (used when it is cheaper).
+    let folded: FoldedEmbeddingStack
+    /// Whether `callAsFunction` may use `folded` (tests turn it off to compare both paths).
+    var allowsFolding = true
 
     public init(configuration: LanguageModelConfiguration, rng: inout RandomGenerator) throws {
         self.configuration = configuration
@@ -34,6 +39,7 @@ public final class CharacterLanguageModel: Module {
         head.weight.value = rng.uniformTensor([v, h], low: -bound, high: bound)
         head.bias!.value = rng.uniformTensor([v], low: -bound, high: bound)
         outputDropout = Dropout(probability: configuration.dropout)
+        folded = FoldedEmbeddingStack(rnn: rnn, vocabularySize: v, embeddingSize: e)
     }
 
     public func namedParameters() -> [(String, Variable)] {
@@ -52,8 +58,15 @@ public final class CharacterLanguageModel: Module {
     public func callAsFunction(_ inputs: [Int], steps: Int, batch: Int, state: RecurrentState?,
                                dropoutGenerator: inout RandomGenerator) -> (logits: Variable, state: RecurrentState) {
         precondition(inputs.count == steps * batch, "CharacterLanguageModel: \(inputs.count) inputs for \(steps) steps × \(batch) rows")
-        let x = reshape(embedding(inputs), [steps, batch, configuration.embeddingSize])
-        let (output, final) = rnn(x, initialState: state)
+        let output: Variable, final: RecurrentState
+        if allowsFolding && folded.pays(rows: steps * batch) {
+            (output, final) = folded(inputs, steps: steps, batch: batch, embedding: embedding.weight, state: state,
+                                     training: training, dropout: configuration.dropout,
+                                     dropoutGenerator: &rnn.dropoutGenerator)
+        } else {
+            let x = reshape(embedding(inputs), [steps, batch, configuration.embeddingSize])
+            (output, final) = rnn(x, initialState: state)
+        }
         var features = reshape(output, [steps * batch, configuration.hiddenSize])
         features = outputDropout(features, training: training, rng: &dropoutGenerator)
         return (head(features), final)
