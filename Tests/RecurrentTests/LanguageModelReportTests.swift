@@ -2,7 +2,7 @@ import Foundation
 import Testing
 @testable import Recurrent
 
-@Suite("Language model report")
+@Suite("Language model report", .serialized)
 struct LanguageModelReportTests {
     /// A passage and two layers of 3 cells: layer 1 cell 2 is exactly the quote indicator.
     func syntheticActivations() -> CellActivations {
@@ -82,5 +82,43 @@ struct LanguageModelReportTests {
         #expect(err == "hello\n" + ProgressPrinter.describe(step) + "\n")
         let v = TrainingEvent.Validation(step: 5, loss: 0.6931471805599453, characters: 10, isBest: true, seconds: 1)
         #expect(abs(v.bitsPerCharacter - 1) < 1e-12 && abs(v.perplexity - 2) < 1e-12)
+    }
+
+    @Test func reportOfARealRunIsSelfContained() throws {
+        let dir = temporaryDirectory() + "/run"
+        var options = tinyOptions()
+        options.steps = 8
+        try LanguageModelTrainer(options: options, corpus: tinyCorpus(), corpusPath: nil, directory: dir).train()
+        let report = try TrainingReport.forRun(dir, passageLength: 30)
+        #expect(report.trainingLoss.map(\.step) == Array(1...8))
+        #expect(report.validationLoss.map(\.step) == [4, 8])
+        #expect(report.samples.count == 2)
+        #expect(report.hyperparameters.first! == ("cell", "lstm"))
+        let validation = CorpusSplit.standard.ranges(count: tinyCorpus().count).validation.count   // 19 < 30
+        #expect(report.activations?.length == validation)
+        #expect(report.activations?.layerCount == 2 && report.activations?.cellCount == 8)
+        let path = try report.write(to: dir)
+        let html = try FileSystem.readText(path)
+        #expect(html.contains("<svg") && html.contains("<polyline") && html.contains("const ACT="))
+        #expect(!html.contains("http://") && !html.contains("https://"))
+        expectError("--cell 99 is out of range") { _ = try TrainingReport.forRun(dir, cell: 99) }
+        expectError("no metrics.jsonl") { _ = try TrainingReport.forRun(dir + "/best") }
+    }
+
+    @Test func byteModelsTrainOnAnyBytes() throws {
+        let dir = temporaryDirectory() + "/run"
+        var bytes: [UInt8] = []
+        var rng = RandomGenerator(seed: 2)
+        for _ in 0..<400 { bytes.append(UInt8(rng.nextInt(below: 4)) * 60) }   // includes NUL
+        let corpus = try TextCorpus.decode(bytes: bytes, unit: .byte, source: "blob")
+        var options = tinyOptions()
+        options.unit = .byte
+        options.steps = 4
+        let trainer = try LanguageModelTrainer(options: options, corpus: corpus, corpusPath: nil, directory: dir)
+        try trainer.train()
+        let model = try LanguageModelCheckpoint.loadModel(dir)
+        #expect(model.vocabulary.unit == .byte && model.vocabulary.symbols == [0, 60, 120, 180])
+        let config = try LanguageModelCheckpoint.readConfiguration(dir + "/best")
+        #expect(config.unit == .byte && config.vocab == ["\u{0}", "<", "x", "\u{B4}"])
     }
 }

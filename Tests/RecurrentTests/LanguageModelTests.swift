@@ -163,6 +163,28 @@ struct LanguageModelTests {
         }
     }
 
+    @Test(arguments: [(LanguageModelConfiguration.Cell.lstm, 40), (.gru, 4), (.rnn, 4)])
+    func inferenceMatchesTheTapePath(cell: LanguageModelConfiguration.Cell, embedding: Int) throws {
+        var rng = RandomGenerator(seed: 8)
+        let vocab = Vocabulary(corpus: tinyCorpus())
+        let config = LanguageModelConfiguration(cell: cell, embeddingSize: embedding, hiddenSize: 6, numLayers: 2,
+                                                vocabulary: vocab, dropout: 0.5)
+        let model = try CharacterLanguageModel(configuration: config, rng: &rng)
+        let (t, b) = (10, 6)
+        let inputs = Array(try vocab.encode(tinyCorpus()).prefix(t * b))
+        let state = RecurrentState(h: Variable(rng.uniformTensor([2, b, 6], low: -1, high: 1)),
+                                   c: cell == .lstm ? Variable(rng.uniformTensor([2, b, 6], low: -1, high: 1)) : nil)
+        model.training = false
+        model.allowsFolding = false
+        var unused = RandomGenerator(seed: 0)
+        let (tape, tapeState) = model(inputs, steps: t, batch: b, state: state, dropoutGenerator: &unused)
+        let (values, valueState) = model.predict(inputs, steps: t, batch: b, state: state)
+        #expect(tape.value.maxAbsDifference(values) < 1e-5)
+        #expect(tapeState.h.value.maxAbsDifference(valueState.h.value) < 1e-6)
+        if cell == .lstm { #expect(tapeState.c!.value.maxAbsDifference(valueState.c!.value) < 1e-6) }
+        #expect(model.folded.pays(rows: t * b) == (embedding == 40))
+    }
+
     @Test func evaluationEqualsADirectComputation() throws {
         var rng = RandomGenerator(seed: 3)
         let vocab = Vocabulary(corpus: tinyCorpus())

@@ -71,16 +71,4 @@ public final class CharacterLanguageModel: Module {
         features = outputDropout(features, training: training, rng: &dropoutGenerator)
         return (head(features), final)
     }
-
-    /// Inference without dropout or a tape: logits `[T·B, V]` and the final state.
-    public func predict(_ inputs: [Int], steps: Int, batch: Int, state: RecurrentState?) -> (logits: Tensor, state: RecurrentState) {
-        let wasTraining = training
-        training = false
-        defer { training = wasTraining }
-        var unused = RandomGenerator(seed: 0)
-        return GradientMode.withoutGradients {
-            let (logits, final) = self(inputs, steps: steps, batch: batch, state: state, dropoutGenerator: &unused)
-            return (logits.value, final)
-        }
-    }
 }
