@@ -50,7 +50,8 @@ public final class ProgressPrinter {
             if case .step(let s) = event {
                 guard s.elapsed - lastLiveUpdate >= 0.1 || s.step == 1 else { return }
                 lastLiveUpdate = s.elapsed
-                writeError("\r\u{1B}[K" + ProgressPrinter.describe(event))
+                // Cut to the terminal's width: a wrapped line could not be rewritten in place.
+                writeError("\r\u{1B}[K" + String(ProgressPrinter.describe(event).prefix(max(20, terminalColumns() - 1))))
                 liveLineShown = true
                 return
             }
@@ -94,6 +95,13 @@ public final class ProgressPrinter {
             return "\(head) (\(duration(f.elapsed)), \(grouped(Int(f.charactersPerSecond.rounded()))) chars/s\(best)) in \(f.directory)"
         }
     }
+}
+
+/// Columns of the terminal on stderr (80 if unknown).
+func terminalColumns() -> Int {
+    var size = winsize()
+    guard ioctl(STDERR_FILENO, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return 80 }
+    return Int(size.ws_col)
 }
 
 /// `1234567` → `1,234,567`.
