@@ -1,0 +1,64 @@
+import CKernels
+
+/// A whole recurrent sequence (one direction of one layer) as one fused operation, with a
+/// hand-written backward pass.
+///
+/// For `x [T, B, I]`, `W_ih [G·H, I]`, `W_hh [G·H, H]`, biases `[G·H]` and state `h0 [B, H]`
+/// (`c0 [B, H]` for LSTM), the forward pass computes the input projections of all steps in one
+/// matrix product `XP = X·W_ihᵀ + b_ih` (`[T·B, G·H]`), then per step one recurrent product
+/// `GH = h_{t-1}·W_hhᵀ` and one element-wise kernel for the gates (PyTorch's equations and
+/// addition order, see `CellKind`).
+///
+/// Masking: with `lengths`, step `t` leaves row `b` unchanged when `t >= lengths[b]` and writes
+/// zeros to its output row. `reverse` runs `t = T-1 … 0` with the same rule, so every sequence
+/// is read back to front from its own last element; `hN` is the state after the last processed
+/// step (for `reverse`, after `t = 0`). A row of length 0 keeps `h0` (and `c0`) and outputs zeros.
+public enum FusedSequence {
+    /// Activations saved by `forward(…, saveForBackward: true)` for `backward`.
+    ///
+    /// States are kept in time layout: `states [T+1, B, H]` where, without `reverse`, slot `t` is
+    /// the state before step `t` and slot `t+1` the state after it; with `reverse`, slot `t+1` is
+    /// the state before step `t` and slot `t` the state after it.
+    public final class Context {
+        let kind: CellKind
+        let steps: Int, batch: Int, inputSize: Int, hiddenSize: Int
+        let reverse: Bool
+        let lengths: Workspace<Int32>?
+        let x: Tensor
+        let weightIH: Tensor
+        let weightHH: Tensor
+        /// `[T+1, B, H]` hidden states.
+        let states: Workspace<Float>
+        /// `[T+1, B, H]` cell states (LSTM).
+        let cells: Workspace<Float>?
+        /// `[T, B, G·H]` activated gates: LSTM i|f|g|o, GRU r|z|n (nil for RNN).
+        let gates: Workspace<Float>?
+        /// `[T, B, H]` GRU `gh_n = W_hn h + b_hn` (the term the reset gate multiplies).
+        let hiddenNewGate: Workspace<Float>?
+
+        init(kind: CellKind, steps: Int, batch: Int, inputSize: Int, hiddenSize: Int, reverse: Bool,
+             lengths: Workspace<Int32>?, x: Tensor, weightIH: Tensor, weightHH: Tensor,
+             states: Workspace<Float>, cells: Workspace<Float>?, gates: Workspace<Float>?,
+             hiddenNewGate: Workspace<Float>?) {
+            self.kind = kind
+            self.steps = steps
+            self.batch = batch
+            self.inputSize = inputSize
+            self.hiddenSize = hiddenSize
+            self.reverse = reverse
+            self.lengths = lengths
+            self.x = x
+            self.weightIH = weightIH
+            self.weightHH = weightHH
+            self.states = states
+            self.cells = cells
+            self.gates = gates
+            self.hiddenNewGate = hiddenNewGate
+        }
+    }
+
+    /// Slot of the state read by step `t` (time layout, see `Context`).
+    @inline(__always) static func previousSlot(_ t: Int, reverse: Bool) -> Int { reverse ? t + 1 : t }
+    /// Slot of the state written by step `t`.
+    @inline(__always) static func nextSlot(_ t: Int, reverse: Bool) -> Int { reverse ? t : t + 1 }
+}
