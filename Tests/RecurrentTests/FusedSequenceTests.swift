@@ -205,6 +205,119 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         #expect(!y.output.requiresGrad && y.output.value == direct.output && y.cN?.value == direct.cN)
     }
 
+    /// Every thread split and both product back ends give the results of the single-threaded run.
+    @Test(arguments: CellKind.allCases)
+    func executionVariantsAgree(_ kind: CellKind) {
+        let T = 3, I = 5, H = 64, G = kind.gateCount
+        for (B, lengths) in [(5, [3, 1, 0, 2, 3] as [Int]?), (1, nil)] {
+            var rng = RandomGenerator(seed: 21)
+            let x = rng.uniformTensor([T, B, I], low: -1, high: 1)
+            let wih = rng.uniformTensor([G * H, I], low: -0.3, high: 0.3), whh = rng.uniformTensor([G * H, H], low: -0.3, high: 0.3)
+            let bih = rng.uniformTensor([G * H], low: -0.3, high: 0.3), bhh = rng.uniformTensor([G * H], low: -0.3, high: 0.3)
+            let h0 = rng.uniformTensor([B, H], low: -1, high: 1)
+            let c0: Tensor? = kind == .lstm ? rng.uniformTensor([B, H], low: -1, high: 1) : nil
+            let dy = rng.uniformTensor([T, B, H], low: -1, high: 1), dhN = rng.uniformTensor([B, H], low: -1, high: 1)
+            let dcN: Tensor? = kind == .lstm ? rng.uniformTensor([B, H], low: -1, high: 1) : nil
+            for reverse in [false, true] {
+                func run(_ execution: FusedSequence.Execution) -> [Tensor] {
+                    let f = FusedSequence.forward(kind: kind, x: x, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh,
+                                                  h0: h0, c0: c0, lengths: lengths, reverse: reverse, saveForBackward: true,
+                                                  execution: execution)
+                    let inference = FusedSequence.forward(kind: kind, x: x, weightIH: wih, weightHH: whh, biasIH: bih,
+                                                          biasHH: bhh, h0: h0, c0: c0, lengths: lengths, reverse: reverse,
+                                                          saveForBackward: false, execution: execution)
+                    #expect(inference.output == f.output && inference.hN == f.hN)
+                    let g = FusedSequence.gradients(f.context!, dOutput: dy, dhN: dhN, dcN: dcN, inputGradient: true)
+                    return [f.output, f.hN, f.cN ?? Tensor(zeros: [0]), g.dx!, g.dWeightIH, g.dWeightHH, g.dBiasIH,
+                            g.dBiasHH, g.dh0, g.dc0 ?? Tensor(zeros: [0])]
+                }
+                let baseline = run(.init(split: WorkSplit.none, packedProducts: false))
+                for split in [WorkSplit.none, .rows(parts: 2), .units(parts: 2)] {
+                    for packed in [false, true] {
+                        let results = run(.init(split: split, packedProducts: packed))
+                        for (k, (a, b)) in zip(results, baseline).enumerated() {
+                            let scale = max(1, b.data.map(abs).max() ?? 0)
+                            #expect(a.maxAbsDifference(b) <= 1e-5 * scale,
+                                    "B=\(B) reverse=\(reverse) \(split) packed=\(packed): result \(k) differs by \(a.maxAbsDifference(b))")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The packed-panel product against a plain loop, for ragged sizes, both packings and modes.
+    @Test func packedProductMatchesLoop() {
+        var rng = RandomGenerator(seed: 4)
+        for (m, n, k) in [(1, 1, 1), (3, 33, 5), (9, 64, 7), (13, 70, 31), (1, 96, 40), (17, 31, 2)] {
+            for transposed in [false, true] {
+                for accumulate in [false, true] {
+                    let b = (0..<(n * k)).map { _ in rng.uniform(-1, 1) }   // B [k, n], or Wᵀ with W [n, k]
+                    let a = (0..<(m * k)).map { _ in rng.uniform(-1, 1) }
+                    let c0 = (0..<(m * n)).map { _ in rng.uniform(-1, 1) }
+                    var packed = [Float](repeating: .nan, count: ck_packed_size(k, n))
+                    ck_pack(k, n, b, transposed ? k : n, transposed ? 1 : 0, &packed)
+                    var c = c0
+                    ck_gemm_packed(m, k, a, k, packed, 0, (n + 31) / 32, n, &c, n, accumulate ? 1 : 0)
+                    var worst: Float = 0
+                    for i in 0..<m { for j in 0..<n {
+                        var s: Double = accumulate ? Double(c0[i * n + j]) : 0
+                        for kk in 0..<k { s += Double(a[i * k + kk]) * Double(transposed ? b[j * k + kk] : b[kk * n + j]) }
+                        worst = max(worst, abs(c[i * n + j] - Float(s)))
+                    } }
+                    #expect(worst <= 1e-5, "m=\(m) n=\(n) k=\(k) transposed=\(transposed) accumulate=\(accumulate): \(worst)")
+                }
+            }
+        }
+    }
+
+    /// The matrix-vector kernel (dot products of rows, reduced 16 rows at a time) against a loop.
+    @Test func rowProductsMatchLoop() {
+        var rng = RandomGenerator(seed: 8)
+        for (rows, k) in [(1, 1), (15, 17), (16, 16), (33, 40), (48, 7)] {
+            let ld = k + 3
+            let w = (0..<(rows * ld)).map { _ in rng.uniform(-1, 1) }
+            let x = (0..<k).map { _ in rng.uniform(-1, 1) }
+            for accumulate in [false, true] {
+                let y0 = (0..<rows).map { _ in rng.uniform(-1, 1) }
+                var y = y0
+                ck_gemv_rows(rows, k, w, ld, x, &y, accumulate ? 1 : 0)
+                for r in 0..<rows {
+                    var s: Double = accumulate ? Double(y0[r]) : 0
+                    for kk in 0..<k { s += Double(w[r * ld + kk]) * Double(x[kk]) }
+                    #expect(abs(Double(y[r]) - s) <= 1e-5, "rows=\(rows) k=\(k) row \(r): \(y[r]) vs \(s)")
+                }
+            }
+        }
+    }
+
+    /// The whole-sequence products (split over threads when large) against `matmul`.
+    @Test func sequenceProductsMatchMatmul() {
+        var rng = RandomGenerator(seed: 12)
+        let m = 100, n = 96, k = 200
+        let a = rng.uniformTensor([m, k], low: -1, high: 1)
+        let w = rng.uniformTensor([n, k], low: -1, high: 1), bias = rng.uniformTensor([n], low: -1, high: 1)
+        let v = rng.uniformTensor([k, n], low: -1, high: 1)
+        var expectedLinear = matmul(a, w, transposeB: true)
+        for i in 0..<m { for j in 0..<n { expectedLinear[i, j] += bias[j] } }
+        let expectedProduct = matmul(a, v)
+        for packed in [false, true] {
+            var linear = [Float](repeating: 0, count: m * n), product = linear
+            a.data.withUnsafeBufferPointer { pa in w.data.withUnsafeBufferPointer { pw in v.data.withUnsafeBufferPointer { pv in
+            bias.data.withUnsafeBufferPointer { pb in
+                linear.withUnsafeMutableBufferPointer {
+                    SequenceMatmul.linear(m: m, n: n, k: k, a: pa.start, lda: k, weight: pw.start, bias: pb.start,
+                                          out: $0.start, packed: packed)
+                }
+                product.withUnsafeMutableBufferPointer {
+                    SequenceMatmul.multiply(m: m, n: n, k: k, a: pa.start, lda: k, weight: pv.start, out: $0.start, packed: packed)
+                }
+            } } } }
+            #expect(Tensor(shape: [m, n], data: linear).maxAbsDifference(expectedLinear) <= 1e-4)
+            #expect(Tensor(shape: [m, n], data: product).maxAbsDifference(expectedProduct) <= 1e-4)
+        }
+    }
+
     /// The polynomial exp/sigmoid/tanh of the kernels against Double libm.
     @Test func vectorMathIsAccurate() {
         let n = 400_001

@@ -55,7 +55,7 @@ struct FoldedEmbeddingStack {
                                         c0: kind.hasCellState ? (initialC?[k] ?? zeros) : nil,
                                         lengths: nil, reverse: false)
             x = training && dropout > 0 && k < layers - 1
-                ? interLayerDropout(r.output, probability: dropout, rng: &dropoutGenerator) : r.output
+                ? Dropout(probability: dropout)(r.output, training: true, rng: &dropoutGenerator) : r.output
             finalH.append(r.hN)
             if let c = r.cN { finalC.append(c) }
         }

@@ -93,7 +93,7 @@ struct LayerStack {
             }
             var y = outputs.count == 2 ? mergeMode.merge(outputs[0], outputs[1]) : outputs[0]
             if training && dropout > 0 && layer < numLayers - 1 {
-                y = interLayerDropout(y, probability: dropout, rng: &dropoutGenerator)
+                y = Dropout(probability: dropout)(y, training: true, rng: &dropoutGenerator)
             }
             layerInput = y
         }

@@ -15,31 +15,19 @@ import CKernels
 /// step (for `reverse`, after `t = 0`). A row of length 0 keeps `h0` (and `c0`) and outputs zeros.
 public enum FusedSequence {
     /// Activations saved by `forward(…, saveForBackward: true)` for `backward`.
-    ///
-    /// States are kept in time layout: `states [T+1, B, H]` where, without `reverse`, slot `t` is
-    /// the state before step `t` and slot `t+1` the state after it; with `reverse`, slot `t+1` is
-    /// the state before step `t` and slot `t` the state after it.
     public final class Context {
         let kind: CellKind
         let steps: Int, batch: Int, inputSize: Int, hiddenSize: Int
         let reverse: Bool
         let lengths: Workspace<Int32>?
-        let x: Tensor
         let weightIH: Tensor
         let weightHH: Tensor
-        /// `[T+1, B, H]` hidden states.
-        let states: Workspace<Float>
-        /// `[T+1, B, H]` cell states (LSTM).
-        let cells: Workspace<Float>?
-        /// `[T, B, G·H]` activated gates: LSTM i|f|g|o, GRU r|z|n (nil for RNN).
-        let gates: Workspace<Float>?
-        /// `[T, B, H]` GRU `gh_n = W_hn h + b_hn` (the term the reset gate multiplies).
-        let hiddenNewGate: Workspace<Float>?
+        let states: SequenceStates
+        let execution: Execution
 
         init(kind: CellKind, steps: Int, batch: Int, inputSize: Int, hiddenSize: Int, reverse: Bool,
-             lengths: Workspace<Int32>?, x: Tensor, weightIH: Tensor, weightHH: Tensor,
-             states: Workspace<Float>, cells: Workspace<Float>?, gates: Workspace<Float>?,
-             hiddenNewGate: Workspace<Float>?) {
+             lengths: Workspace<Int32>?, weightIH: Tensor, weightHH: Tensor, states: SequenceStates,
+             execution: Execution) {
             self.kind = kind
             self.steps = steps
             self.batch = batch
@@ -47,17 +35,28 @@ public enum FusedSequence {
             self.hiddenSize = hiddenSize
             self.reverse = reverse
             self.lengths = lengths
-            self.x = x
             self.weightIH = weightIH
             self.weightHH = weightHH
             self.states = states
-            self.cells = cells
-            self.gates = gates
-            self.hiddenNewGate = hiddenNewGate
+            self.execution = execution
         }
     }
 
-    /// Slot of the state read by step `t` (time layout, see `Context`).
+    /// How a sequence is executed; tests force each variant, callers use `automatic`.
+    struct Execution: Sendable {
+        /// The thread split, or nil to choose from the sizes and `BLAS.threads`.
+        var split: WorkSplit?
+        /// Whether the per-step products may use the packed AVX-512 kernel (else BLAS).
+        var packedProducts: Bool
+
+        static let automatic = Execution(split: nil, packedProducts: RecurrentProduct.packedKernelIsFast)
+
+        func split(batch: Int, hidden: Int, gates: Int) -> WorkSplit {
+            split ?? WorkSplit.choose(batch: batch, hidden: hidden, gates: gates, threads: BLAS.threads)
+        }
+    }
+
+    /// Slot of the state read by step `t` (time layout, see `SequenceStates`).
     @inline(__always) static func previousSlot(_ t: Int, reverse: Bool) -> Int { reverse ? t + 1 : t }
     /// Slot of the state written by step `t`.
     @inline(__always) static func nextSlot(_ t: Int, reverse: Bool) -> Int { reverse ? t : t + 1 }

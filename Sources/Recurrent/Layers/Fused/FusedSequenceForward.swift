@@ -12,6 +12,14 @@ extension FusedSequence {
                                biasIH: Tensor, biasHH: Tensor, h0: Tensor, c0: Tensor?,
                                lengths: [Int]?, reverse: Bool, saveForBackward: Bool)
         -> (output: Tensor, hN: Tensor, cN: Tensor?, context: Context?) {
+        forward(kind: kind, x: x, weightIH: weightIH, weightHH: weightHH, biasIH: biasIH, biasHH: biasHH, h0: h0,
+                c0: c0, lengths: lengths, reverse: reverse, saveForBackward: saveForBackward, execution: .automatic)
+    }
+
+    static func forward(kind: CellKind, x: Tensor, weightIH: Tensor, weightHH: Tensor,
+                        biasIH: Tensor, biasHH: Tensor, h0: Tensor, c0: Tensor?,
+                        lengths: [Int]?, reverse: Bool, saveForBackward: Bool, execution: Execution)
+        -> (output: Tensor, hN: Tensor, cN: Tensor?, context: Context?) {
         precondition(x.rank == 3, "FusedSequence: x must be [T, B, I], got \(x.shape)")
         let T = x.shape[0], B = x.shape[1], I = x.shape[2]
         precondition(h0.rank == 2 && h0.shape[0] == B, "FusedSequence: h0 must be [B=\(B), H], got \(h0.shape)")
@@ -27,26 +35,21 @@ extension FusedSequence {
             return Workspace(l.map { Int32($0) })
         }
 
-        // Without saving, two state slots alternate (step t reads slot t&1 and writes the other).
-        let slots = saveForBackward ? T + 1 : 2
-        @inline(__always) func slot(_ i: Int) -> Int { saveForBackward ? i : i & 1 }
-        let states = Workspace<Float>(count: slots * BH)
-        let cells: Workspace<Float>? = kind == .lstm ? Workspace(count: slots * BH) : nil
-        let savedSteps = saveForBackward ? T : 1
-        let gates: Workspace<Float>? = G > 1 ? Workspace(count: savedSteps * B * GH) : nil
-        let newGate: Workspace<Float>? = kind == .gru ? Workspace(count: savedSteps * BH) : nil
-        let projections = Workspace<Float>(count: T * B * GH)
-        let hiddenProduct = Workspace<Float>(count: B * GH)
-
+        let states = SequenceStates(kind: kind, steps: T, batch: B, inputSize: I, hidden: H, reverse: reverse,
+                                    saved: saveForBackward)
         let first = reverse ? T : 0, last = reverse ? 0 : T
-        h0.data.withUnsafeBufferPointer { states.pointer.advanced(by: slot(first) * BH).update(from: $0.start, count: BH) }
-        if let cells {
+        let start = states.hidden(first)
+        h0.data.withUnsafeBufferPointer { ck_copy_rows(B, H, $0.start, H, start.pointer, start.stride) }
+        if kind == .lstm {
             if let c0 {
-                c0.data.withUnsafeBufferPointer { cells.pointer.advanced(by: slot(first) * BH).update(from: $0.start, count: BH) }
+                c0.data.withUnsafeBufferPointer { states.cell(first).update(from: $0.start, count: BH) }
             } else {
-                cells.pointer.advanced(by: slot(first) * BH).update(repeating: 0, count: BH)
+                states.cell(first).update(repeating: 0, count: BH)
             }
         }
+        let projections = Workspace<Float>(count: T * B * GH)
+        let hiddenProduct = Workspace<Float>(count: B * GH)
+        let split = execution.split(batch: B, hidden: H, gates: G)
 
         let output = [Float](unsafeUninitializedCapacity: T * BH) { out, initialized in
             x.data.withUnsafeBufferPointer { px in
@@ -54,51 +57,96 @@ extension FusedSequence {
             weightHH.data.withUnsafeBufferPointer { whh in
             biasIH.data.withUnsafeBufferPointer { bih in
             biasHH.data.withUnsafeBufferPointer { bhh in
-                // XP = X·W_ihᵀ + b_ih for all steps at once.
-                let xp = projections.pointer
-                ck_fill_rows(T * B, GH, bih.start, xp)
-                BLAS.gemm(transA: false, transB: true, m: T * B, n: GH, k: I, a: px.start, lda: I,
-                          b: wih.start, ldb: I, beta: 1, c: xp, ldc: GH)
-                let lp = lengthBuffer?.pointer
-                let gh = hiddenProduct.pointer
-                for step in 0..<T {
-                    let t = reverse ? T - 1 - step : step
-                    let hp = states.pointer + slot(previousSlot(t, reverse: reverse)) * BH
-                    let hn = states.pointer + slot(nextSlot(t, reverse: reverse)) * BH
-                    // GH = h_{t-1}·W_hhᵀ (bias added in the kernel, after the product, as PyTorch does).
-                    if B == 1 {
-                        BLAS.gemv(trans: false, m: GH, n: H, a: whh.start, lda: H, x: hp, beta: 0, y: gh)
-                    } else {
-                        BLAS.gemm(transA: false, transB: true, m: B, n: GH, k: H, a: hp, lda: H,
-                                  b: whh.start, ldb: H, beta: 0, c: gh, ldc: GH)
-                    }
-                    let xpt = xp + t * B * GH
-                    let ot = out.start + t * BH
-                    let gateStep = saveForBackward ? t : 0
-                    switch kind {
-                    case .rnnTanh, .rnnReLU:
-                        ck_rnn_forward(B, H, kind == .rnnReLU ? 1 : 0, gh, bhh.start, xpt, hp, hn, ot, lp, t)
-                    case .lstm:
-                        let cp = cells!.pointer + slot(previousSlot(t, reverse: reverse)) * BH
-                        let cn = cells!.pointer + slot(nextSlot(t, reverse: reverse)) * BH
-                        ck_lstm_forward(B, H, gh, bhh.start, xpt, hp, cp, hn, cn, ot,
-                                        gates!.pointer + gateStep * B * GH, lp, t)
-                    case .gru:
-                        ck_gru_forward(B, H, gh, bhh.start, xpt, hp, hn, ot,
-                                       gates!.pointer + gateStep * B * GH, newGate!.pointer + gateStep * BH, lp, t)
-                    }
+                if saveForBackward {
+                    ck_copy_rows(T * B, I, px.start, I, states.hiddenStorage.pointer, states.inputStateWidth)
                 }
+                // XP = X·W_ihᵀ + b_ih for all steps at once.
+                SequenceMatmul.linear(m: T * B, n: GH, k: I, a: px.start, lda: I, weight: wih.start, bias: bih.start,
+                                      out: projections.pointer, packed: execution.packedProducts)
+                let runner = ForwardRunner(
+                    kind: kind, steps: T, batch: B, hidden: H, reverse: reverse, states: states,
+                    product: RecurrentProduct(weight: whh.start, gates: G, hidden: H, batch: B, forward: T > 0, backward: false,
+                                             packed: execution.packedProducts),
+                    lengths: lengthBuffer?.pointer, projections: projections.pointer, hiddenProduct: hiddenProduct.pointer,
+                    biasHH: bhh.start, output: out.start)
+                runner.run(split)
             } } } } }
             initialized = T * BH
         }
 
-        let hN = Tensor(shape: [B, H], data: Array(UnsafeBufferPointer(start: states.pointer + slot(last) * BH, count: BH)))
-        let cN = cells.map { Tensor(shape: [B, H], data: Array(UnsafeBufferPointer(start: $0.pointer + slot(last) * BH, count: BH))) }
+        let end = states.hidden(last)
+        var hN = [Float](repeating: 0, count: BH)
+        hN.withUnsafeMutableBufferPointer { ck_copy_rows(B, H, end.pointer, end.stride, $0.start, H) }
+        let cN = kind == .lstm ? Tensor(shape: [B, H], data: Array(UnsafeBufferPointer(start: states.cell(last), count: BH))) : nil
         let context = saveForBackward
             ? Context(kind: kind, steps: T, batch: B, inputSize: I, hiddenSize: H, reverse: reverse,
-                      lengths: lengthBuffer, x: x, weightIH: weightIH, weightHH: weightHH,
-                      states: states, cells: cells, gates: gates, hiddenNewGate: newGate)
+                      lengths: lengthBuffer, weightIH: weightIH, weightHH: weightHH, states: states,
+                      execution: execution)
             : nil
-        return (Tensor(shape: [T, B, H], data: output), hN, cN, context)
+        return (Tensor(shape: [T, B, H], data: output), Tensor(shape: [B, H], data: hN), cN, context)
+    }
+}
+
+/// The forward time loop over raw pointers, shared by the threads of a `WorkSplit`.
+struct ForwardRunner: @unchecked Sendable {
+    let kind: CellKind
+    let steps: Int, batch: Int, hidden: Int
+    let reverse: Bool
+    let states: SequenceStates
+    let product: RecurrentProduct
+    let lengths: UnsafeMutablePointer<Int32>?
+    /// `[T, B, G·H]` input projections `x_t·W_ihᵀ + b_ih`.
+    let projections: UnsafeMutablePointer<Float>
+    /// `[B, G·H]` scratch for `h_{t-1}·W_hhᵀ`.
+    let hiddenProduct: UnsafeMutablePointer<Float>
+    let biasHH: UnsafePointer<Float>
+    /// `[T, B, H]`.
+    let output: UnsafeMutablePointer<Float>
+
+    func run(_ split: WorkSplit) {
+        let T = steps, B = batch, H = hidden
+        switch split {
+        case .none:
+            for i in 0..<T { step(time(i), rows: 0..<B, units: 0..<H) }
+        case .rows(let parts):
+            runParts(parts) { p in
+                let rows = WorkSplit.slice(p, of: parts, count: B)
+                for i in 0..<T { step(time(i), rows: rows, units: 0..<H) }
+            }
+        case .units(let parts):
+            for i in 0..<T {
+                let t = time(i)
+                runParts(parts) { p in step(t, rows: 0..<B, units: WorkSplit.slice(p, of: parts, count: H, quantum: 32)) }
+            }
+        }
+    }
+
+    /// The time index of the `i`-th processed step.
+    @inline(__always) func time(_ i: Int) -> Int { reverse ? steps - 1 - i : i }
+
+    /// Step `t` for a block of rows and units: the recurrent product, then the gate kernel.
+    func step(_ t: Int, rows: Range<Int>, units: Range<Int>) {
+        if rows.isEmpty || units.isEmpty { return }
+        let B = batch, H = hidden, GH = kind.gateCount * H
+        let ps = FusedSequence.previousSlot(t, reverse: reverse), ns = FusedSequence.nextSlot(t, reverse: reverse)
+        let prev = states.hidden(ps), next = states.hidden(ns)
+        let r0 = rows.lowerBound, j0 = units.lowerBound
+        product.forward(rows: rows.count, units: units, hPrev: prev.pointer + r0 * prev.stride, ldPrev: prev.stride,
+                        gh: hiddenProduct + r0 * GH)
+        var block = ck_block(rows: rows.count, units: units.count, hidden: H, ldGate: GH, ldPrev: prev.stride,
+                             ldNext: next.stride, t: t, lengths: lengths.map { UnsafePointer($0 + r0) })
+        let gh = hiddenProduct + r0 * GH + j0, xp = projections + (t * B + r0) * GH + j0, bh = biasHH + j0
+        let hp = prev.pointer + r0 * prev.stride + j0, hn = next.pointer + r0 * next.stride + j0
+        let out = output + (t * B + r0) * H + j0
+        switch kind {
+        case .rnnTanh, .rnnReLU:
+            ck_rnn_forward(&block, kind == .rnnReLU ? 1 : 0, gh, bh, xp, hp, hn, out)
+        case .lstm:
+            ck_lstm_forward(&block, gh, bh, xp, hp, states.cell(ps) + r0 * H + j0, hn, states.cell(ns) + r0 * H + j0,
+                            out, states.gates(t) + r0 * GH + j0)
+        case .gru:
+            ck_gru_forward(&block, gh, bh, xp, hp, hn, out, states.gates(t) + r0 * GH + j0,
+                           states.newGate(t) + r0 * H + j0)
+        }
     }
 }

@@ -1,14 +1,17 @@
-/// A fixed-size block of raw memory owned by a class and freed with it, so the time loops of the
-/// fused kernels work on plain pointers instead of nesting `withUnsafe…` closures.
+/// A fixed-size block of raw memory (64-byte aligned) owned by a class and freed with it, so the
+/// time loops of the fused kernels work on plain pointers instead of nesting `withUnsafe…`
+/// closures.
 ///
 /// The memory is not initialized: every kernel writes a slot before anything reads it.
-final class Workspace<Element: BitwiseCopyable> {
+final class Workspace<Element: BitwiseCopyable>: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<Element>
     let count: Int
 
     init(count: Int) {
         self.count = count
-        pointer = .allocate(capacity: Swift.max(count, 1))
+        let bytes = Swift.max(count, 1) * MemoryLayout<Element>.stride
+        pointer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+            .bindMemory(to: Element.self, capacity: Swift.max(count, 1))
     }
 
     /// A workspace holding a copy of `values`.
@@ -19,10 +22,18 @@ final class Workspace<Element: BitwiseCopyable> {
         }
     }
 
-    /// The contents as an array.
-    var array: [Element] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+    /// A workspace of `count` zeros.
+    convenience init(zeros count: Int) where Element == Float {
+        self.init(count: count)
+        pointer.update(repeating: 0, count: count)
+    }
 
-    deinit { pointer.deallocate() }
+    /// `count` elements starting at `offset`, as an array.
+    func array(from offset: Int = 0, count n: Int? = nil) -> [Element] {
+        Array(UnsafeBufferPointer(start: pointer + offset, count: n ?? (count - offset)))
+    }
+
+    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
 }
 
 extension UnsafeBufferPointer where Element == Float {
@@ -37,4 +48,4 @@ extension UnsafeMutableBufferPointer where Element == Float {
 }
 
 /// Backing for the address of empty buffers.
-nonisolated(unsafe) let emptyFloatStorage = Workspace<Float>(count: 1)
+let emptyFloatStorage = Workspace<Float>(count: 1)
