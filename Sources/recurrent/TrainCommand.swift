@@ -32,8 +32,8 @@ struct Train: ParsableCommand {
     @Option(help: "Hidden size H (default 256).") var hidden: Int?
     @Option(help: "Embedding size E (default 64).") var embedding: Int?
     @Option(help: "Dropout between layers and before the output (default 0).") var dropout: Float?
-    @Option(name: .customLong("seq-len"), help: "Truncated-BPTT window T (default 100).") var seqLen: Int?
-    @Option(help: "Parallel streams B (default 32).") var batch: Int?
+    @Option(name: .customLong("seq-len"), help: "Truncated-BPTT window T (default 64).") var seqLen: Int?
+    @Option(help: "Parallel streams B (default 64).") var batch: Int?
     @Option(help: "adam, adamw, rmsprop, sgd or adagrad (default adam).") var optimizer: TrainingOptions.OptimizerKind?
     @Option(help: "Learning rate (default 0.002).") var lr: Float?
     @Option(name: .customLong("weight-decay"), help: "Weight decay (default 0).") var weightDecay: Float?

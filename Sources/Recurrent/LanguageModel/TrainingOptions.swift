@@ -10,9 +10,10 @@ public struct TrainingOptions: Sendable, Equatable, Codable {
     /// Dropout between recurrent layers and before the output layer (training only).
     public var dropout: Float = 0
     /// T, the truncated-BPTT window.
-    public var sequenceLength = 100
-    /// B, the number of parallel streams.
-    public var batchSize = 32
+    public var sequenceLength = 64
+    /// B, the number of parallel streams. 64 streams of 64 beat 32 of 128 at the same budget
+    /// (tiny-shakespeare, 5 min: 1.510 vs 1.522 nats/char): more varied batches, wider products.
+    public var batchSize = 64
     public var optimizer: OptimizerKind = .adam
     public var learningRate: Float = 2e-3
     public var weightDecay: Float = 0
