@@ -27,6 +27,10 @@ struct LanguageModelReportTests {
         #expect(ranked.first?.feature == "inside quotes")
         #expect(abs((ranked.first?.correlation ?? 0) - 1) < 1e-6)
         #expect(ranked.first?.saturation == 1)
+        // One entry per property comes first.
+        let all = CellInterpretation.rank(syntheticActivations(), top: 6)
+        let leaders = all.prefix(while: { c in all.filter { $0.feature == c.feature }.first! == c })
+        #expect(Set(leaders.map(\.feature)).count == leaders.count && leaders.count >= 2)
     }
 
     @Test func htmlIsSelfContainedWithChartSamplesAndCells() {

@@ -78,7 +78,8 @@ public enum CellInterpretation {
                 ("punctuation", punctuation), ("vowel", vowel)]
     }
 
-    /// The `top` cells with the strongest |correlation| to any feature (one entry per cell).
+    /// Up to `top` cells (one entry per cell, labelled with the property it follows best): the
+    /// strongest cell of each property, then the other cells by |correlation|.
     public static func rank(_ activations: CellActivations, top: Int = 12) -> [InterpretableCell] {
         let features = self.features(of: activations.symbols).filter { f in
             Set(f.values).count > 1
@@ -110,7 +111,13 @@ public enum CellInterpretation {
                                                saturation: Double(saturated) / Double(t)))
             }
         }
-        return Array(found.sorted { abs($0.correlation) > abs($1.correlation) }.prefix(top))
+        // The best cell of each property first (so one common property does not fill the list),
+        // then the rest, each group by decreasing |correlation|.
+        let sorted = found.sorted { abs($0.correlation) > abs($1.correlation) }
+        var seen = Set<String>()
+        let leaders = sorted.filter { seen.insert($0.feature).inserted }
+        let rest = sorted.filter { c in !leaders.contains { $0.layer == c.layer && $0.cell == c.cell } }
+        return Array((leaders + rest).prefix(top))
     }
 }
 
