@@ -1,6 +1,119 @@
 #ifndef CKERNELS_H
 #define CKERNELS_H
+// Kernels of the fused recurrent layers (C, so they vectorize to the CPU's widest SIMD).
+//
+// Gate kernels: one call per time step applies the gate non-linearities and the state update to
+// a block of `rows` batch rows × `units` hidden units. Pointers arrive already offset to the
+// block's first row and unit. A gate row holds the G gates side by side (LSTM i|f|g|o, GRU r|z|n):
+// gate g of unit j is at `g·hidden + j`; gate rows are `ldGate` apart. Buffers of shape
+// [rows, H] (cells, outputs, gradients of h and c, GRU gh_n) have row stride `hidden`; the hidden
+// state buffers have their own strides `ldPrev` (h_{t-1}) and `ldNext` (h_t).
+//
+// Masking: when `lengths` is not NULL (offset to the block's first row), row b is active at time
+// `t` only if t < lengths[b]. An inactive row keeps its state (h_t = h_{t-1}, c_t = c_{t-1}),
+// writes zeros to `out`, and in the backward kernels passes its state gradients through
+// unchanged with zero gate gradients.
 #include <stddef.h>
-/// Placeholder replaced by the fused gate kernels.
-int ckernels_version(void);
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// Shape of the block one gate-kernel call works on.
+typedef struct {
+    long rows;               ///< batch rows in the block
+    long units;              ///< hidden units in the block
+    long hidden;             ///< H: gate block stride in a gate row; row stride of [rows, H] buffers
+    long ldGate;             ///< row stride of gate buffers (usually G·H)
+    long ldPrev;             ///< row stride of h_{t-1}
+    long ldNext;             ///< row stride of h_t
+    long t;                  ///< time index, for masking
+    const int32_t *lengths;  ///< per-row sequence lengths or NULL (all active)
+} ck_block;
+
+// ---- vector math (the polynomial approximations the gate kernels use) ----
+
+/// y[i] = exp(x[i]); x clamped to [-87, 88].
+void ck_exp(long n, const float *x, float *y);
+/// y[i] = 1 / (1 + exp(-x[i])).
+void ck_sigmoid(long n, const float *x, float *y);
+/// y[i] = tanh(x[i]).
+void ck_tanh(long n, const float *x, float *y);
+
+// ---- forward steps ----
+// gh: h_{t-1}·W_hhᵀ without bias; bhh: b_hh (offset to the first unit); xp: x_t·W_ihᵀ + b_ih.
+
+/// RNN: h_t = act((gh + b_hh) + xp), act = tanh or relu (`relu` != 0).
+void ck_rnn_forward(const ck_block *s, int relu, const float *gh, const float *bhh, const float *xp,
+                    const float *hPrev, float *hNext, float *out);
+
+/// LSTM: gates = (gh + b_hh) + xp; i, f, o = σ, g = tanh; c_t = f⊙c_{t-1} + i⊙g; h_t = o⊙tanh(c_t).
+/// `gates` receives the activated i|f|g|o.
+void ck_lstm_forward(const ck_block *s, const float *gh, const float *bhh, const float *xp,
+                     const float *hPrev, const float *cPrev, float *hNext, float *cNext, float *out,
+                     float *gates);
+
+/// GRU: with gh' = gh + b_hh: r = σ(xp_r + gh'_r), z = σ(xp_z + gh'_z), n = tanh(xp_n + r⊙gh'_n),
+/// h_t = (h_{t-1} - n)⊙z + n. `gates` receives r|z|n, `ghn` [rows, H] receives gh'_n.
+void ck_gru_forward(const ck_block *s, const float *gh, const float *bhh, const float *xp,
+                    const float *hPrev, float *hNext, float *out, float *gates, float *ghn);
+
+// ---- backward steps ----
+// `dh` [rows, H] holds on entry dL/dh_t from later steps; `dOut` (may be NULL) dL/d(out_t). On
+// return `dh` holds the part of dL/dh_{t-1} that does not pass through W_hh (0 for RNN and LSTM,
+// dh⊙z for GRU; all of it for inactive rows): the caller then adds dG_t·W_hh. `biasGrad` (may be
+// NULL, offset to the first unit, gates at g·hidden) accumulates the column sums of dGates.
+
+/// RNN: dGates = (dh + dOut) ⊙ act'(h_t), with `hNext` = h_t.
+void ck_rnn_backward(const ck_block *s, int relu, const float *hNext, const float *dOut, float *dh,
+                     float *dGates, float *biasGrad);
+
+/// LSTM: `dc` [rows, H] in: dL/dc_t, out: dL/dc_{t-1}. dGates = dL/d(pre-activation gates).
+void ck_lstm_backward(const ck_block *s, const float *gates, const float *cPrev, const float *cNext,
+                      const float *dOut, float *dh, float *dc, float *dGates, float *biasGrad);
+
+/// GRU: dGI = dL/d(x·W_ihᵀ + b_ih), dGH = dL/d(h·W_hhᵀ + b_hh) (equal in r and z; dGH_n = dGI_n⊙r).
+/// `biasGrad` sums dGI, `hiddenBiasGrad` sums dGH.
+void ck_gru_backward(const ck_block *s, const float *gates, const float *ghn, const float *hPrev,
+                     const float *dOut, float *dh, float *dGI, float *dGH, float *biasGrad,
+                     float *hiddenBiasGrad);
+
+// ---- helpers ----
+
+/// dst[r·ldDst + j] = src[r·ldSrc + j] for a [rows, cols] block (strided copy).
+void ck_copy_rows(long rows, long cols, const float *src, long ldSrc, float *dst, long ldDst);
+/// dst[r, :] = row for each of `rows` rows of width `cols` (broadcasts a bias).
+void ck_fill_rows(long rows, long cols, const float *row, float *dst);
+
+// ---- products against a packed right-hand side ----
+
+/// Columns per packed panel.
+#define CK_PANEL_WIDTH 32
+
+/// Floats needed to pack a [k × n] right-hand side: ceil(n / 32) panels of k × 32.
+long ck_packed_size(long k, long n);
+/// Packs B [k × n] into panels of 32 columns (zero-padded); B(kk, j) = b[kk·ldb + j], or
+/// b[j·ldb + kk] when `transposed` (packing Wᵀ from a row-major W [n × k]).
+void ck_pack(long k, long n, const float *b, long ldb, int transposed, float *packed);
+/// C[m × n] = A[m × k] · B, or C += A · B when `accumulate`, for the column panels
+/// panelBegin..<panelEnd only (columns [32·panelBegin, min(32·panelEnd, n))). A and C are
+/// row-major with row strides lda and ldc.
+void ck_gemm_packed(long m, long k, const float *a, long lda, const float *packed,
+                    long panelBegin, long panelEnd, long n, float *c, long ldc, int accumulate);
+/// The same product with B given as 32-column panels: panel p starts at b + p·panelStride and its
+/// rows are ldb apart. Packed: ldb = 32, panelStride = 32·k. A row-major B [k × n] with n a
+/// multiple of 32 can be used in place: ldb = n, panelStride = 32.
+void ck_gemm_panels(long m, long k, const float *a, long lda, const float *b, long ldb,
+                    long panelStride, long panelBegin, long panelEnd, long n, float *c, long ldc,
+                    int accumulate);
+/// y[r] = Σ_k w[r·ldw + kk]·x[kk] for r in 0..<rows (y += … when `accumulate`): matrix-vector
+/// product with a row-major matrix, 16 rows at a time (dot products reduced by a transposing tree).
+void ck_gemv_rows(long rows, long k, const float *w, long ldw, const float *x, float *y, int accumulate);
+/// Whether ck_gemm_packed runs its AVX-512 version (otherwise the platform BLAS is faster).
+int ck_packed_gemm_is_fast(void);
+
+#ifdef __cplusplus
+}
+#endif
 #endif

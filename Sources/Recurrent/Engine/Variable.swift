@@ -91,16 +91,16 @@ public final class Variable {
 }
 
 /// Whether operations record themselves for backpropagation.
+///
+/// The flag is task-local: turning recording off in one task (evaluation, a finite-difference
+/// check) never affects a graph being built concurrently in another.
 public enum GradientMode {
-    nonisolated(unsafe) static var enabledFlag = true
+    @TaskLocal static var enabledFlag = true
     public static var isEnabled: Bool { enabledFlag }
 
     /// Runs `body` without recording (inference, generation, evaluation).
     public static func withoutGradients<R>(_ body: () throws -> R) rethrows -> R {
-        let saved = enabledFlag
-        enabledFlag = false
-        defer { enabledFlag = saved }
-        return try body()
+        try $enabledFlag.withValue(false) { try body() }
     }
 }
 

@@ -1,0 +1,306 @@
+// Gate non-linearities and state updates of the fused RNN/LSTM/GRU layers.
+//
+// Every kernel is a loop over rows with a branch-free inner loop over hidden units, so the
+// compiler vectorizes it. On x86-64 each kernel is compiled three times (AVX-512, AVX2, baseline)
+// and the loader picks the widest the CPU supports (function multi-versioning).
+#include "CKernels.h"
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__clang__)
+#define CK_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CK_KERNEL
+#endif
+#define CK_INLINE static inline __attribute__((always_inline))
+
+static inline int ck_active(const ck_block *s, long b) {
+    return s->lengths == NULL || s->t < (long)s->lengths[b];
+}
+
+// exp(x) = 2^n · e^r with n = round(x / ln 2), |r| ≤ ln2/2, and a degree-6 polynomial for e^r
+// (Cephes expf coefficients; ~1 ulp). x is clamped to [-87, 88] so 2^n stays a normal float.
+CK_INLINE float ck_expf(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    const float magic = 12582912.0f;                    // 1.5 · 2^23: adding it rounds to an integer
+    float n = x * 1.44269504088896341f + magic;
+    n -= magic;
+    float r = x - n * 0.693145751953125f;               // ln 2 split in a high and a low part
+    r = r - n * 1.428606765330187045e-06f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t bits = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &bits, sizeof scale);
+    return p * scale;
+}
+
+CK_INLINE float ck_sigmoidf(float x) { return 1.0f / (1.0f + ck_expf(-x)); }
+
+// tanh: odd polynomial for |x| < 0.625 (Cephes tanhf), 1 - 2/(e^{2|x|} + 1) with the sign of x
+// elsewhere; both are evaluated and one is selected (a blend, no branch).
+CK_INLINE float ck_tanhf(float x) {
+    float ax = x < 0 ? -x : x;
+    float e = ck_expf(2.0f * ax);
+    float big = 1.0f - 2.0f / (e + 1.0f);
+    big = x < 0 ? -big : big;
+    float z = x * x;
+    float p = -5.70498872745e-3f;
+    p = p * z + 2.06390887954e-2f;
+    p = p * z - 5.37397155531e-2f;
+    p = p * z + 1.33314422036e-1f;
+    p = p * z - 3.33332819422e-1f;
+    float small = p * z * x + x;
+    return ax < 0.625f ? small : big;
+}
+
+CK_KERNEL void ck_exp(long n, const float *restrict x, float *restrict y) {
+    for (long i = 0; i < n; i++) y[i] = ck_expf(x[i]);
+}
+
+CK_KERNEL void ck_sigmoid(long n, const float *restrict x, float *restrict y) {
+    for (long i = 0; i < n; i++) y[i] = ck_sigmoidf(x[i]);
+}
+
+CK_KERNEL void ck_tanh(long n, const float *restrict x, float *restrict y) {
+    for (long i = 0; i < n; i++) y[i] = ck_tanhf(x[i]);
+}
+
+// ---------------------------------------------------------------- forward
+
+CK_KERNEL void ck_rnn_forward(const ck_block *s, int relu, const float *restrict gh,
+                              const float *restrict bhh, const float *restrict xp,
+                              const float *restrict hPrev, float *restrict hNext, float *restrict out) {
+    const long U = s->units, H = s->hidden, L = s->ldGate;
+    for (long b = 0; b < s->rows; b++) {
+        const float *g = gh + b * L, *x = xp + b * L, *hp = hPrev + b * s->ldPrev;
+        float *hn = hNext + b * s->ldNext, *o = out + b * H;
+        if (!ck_active(s, b)) {
+            memmove(hn, hp, (size_t)U * sizeof(float));
+            memset(o, 0, (size_t)U * sizeof(float));
+            continue;
+        }
+        if (relu) {
+            for (long j = 0; j < U; j++) {
+                float a = (g[j] + bhh[j]) + x[j];
+                float h = a > 0 ? a : 0;
+                hn[j] = h;
+                o[j] = h;
+            }
+        } else {
+            for (long j = 0; j < U; j++) {
+                float h = ck_tanhf((g[j] + bhh[j]) + x[j]);
+                hn[j] = h;
+                o[j] = h;
+            }
+        }
+    }
+}
+
+CK_KERNEL void ck_lstm_forward(const ck_block *s, const float *restrict gh, const float *restrict bhh,
+                               const float *restrict xp, const float *restrict hPrev,
+                               const float *restrict cPrev, float *restrict hNext, float *restrict cNext,
+                               float *restrict out, float *restrict gates) {
+    const long U = s->units, H = s->hidden, L = s->ldGate;
+    for (long b = 0; b < s->rows; b++) {
+        const float *g = gh + b * L, *x = xp + b * L, *cp = cPrev + b * H;
+        float *hn = hNext + b * s->ldNext, *cn = cNext + b * H, *o = out + b * H, *a = gates + b * L;
+        if (!ck_active(s, b)) {
+            memmove(hn, hPrev + b * s->ldPrev, (size_t)U * sizeof(float));
+            memmove(cn, cp, (size_t)U * sizeof(float));
+            memset(o, 0, (size_t)U * sizeof(float));
+            continue;
+        }
+        for (long j = 0; j < U; j++) {
+            float i = ck_sigmoidf((g[j] + bhh[j]) + x[j]);
+            float f = ck_sigmoidf((g[H + j] + bhh[H + j]) + x[H + j]);
+            float c = ck_tanhf((g[2 * H + j] + bhh[2 * H + j]) + x[2 * H + j]);
+            float u = ck_sigmoidf((g[3 * H + j] + bhh[3 * H + j]) + x[3 * H + j]);
+            float cy = f * cp[j] + i * c;
+            float hy = u * ck_tanhf(cy);
+            a[j] = i;
+            a[H + j] = f;
+            a[2 * H + j] = c;
+            a[3 * H + j] = u;
+            cn[j] = cy;
+            hn[j] = hy;
+            o[j] = hy;
+        }
+    }
+}
+
+CK_KERNEL void ck_gru_forward(const ck_block *s, const float *restrict gh, const float *restrict bhh,
+                              const float *restrict xp, const float *restrict hPrev, float *restrict hNext,
+                              float *restrict out, float *restrict gates, float *restrict ghn) {
+    const long U = s->units, H = s->hidden, L = s->ldGate;
+    for (long b = 0; b < s->rows; b++) {
+        const float *g = gh + b * L, *x = xp + b * L, *hp = hPrev + b * s->ldPrev;
+        float *hn = hNext + b * s->ldNext, *o = out + b * H, *a = gates + b * L, *gn = ghn + b * H;
+        if (!ck_active(s, b)) {
+            memmove(hn, hp, (size_t)U * sizeof(float));
+            memset(o, 0, (size_t)U * sizeof(float));
+            continue;
+        }
+        for (long j = 0; j < U; j++) {
+            float r = ck_sigmoidf(x[j] + (g[j] + bhh[j]));
+            float z = ck_sigmoidf(x[H + j] + (g[H + j] + bhh[H + j]));
+            float hnGate = g[2 * H + j] + bhh[2 * H + j];
+            float n = ck_tanhf(x[2 * H + j] + r * hnGate);
+            float hy = (hp[j] - n) * z + n;
+            a[j] = r;
+            a[H + j] = z;
+            a[2 * H + j] = n;
+            gn[j] = hnGate;
+            hn[j] = hy;
+            o[j] = hy;
+        }
+    }
+}
+
+// ---------------------------------------------------------------- backward
+
+CK_INLINE void ck_rnn_backward_row(long U, int relu, const float *restrict hy, const float *restrict dout,
+                                   float *restrict d, float *restrict dg, float *restrict db, int hasOut, int hasBias) {
+    for (long j = 0; j < U; j++) {
+        float g = hasOut ? d[j] + dout[j] : d[j];
+        float v = relu ? (hy[j] > 0 ? g : 0.0f) : g * (1.0f - hy[j] * hy[j]);
+        dg[j] = v;
+        if (hasBias) db[j] += v;
+        d[j] = 0;
+    }
+}
+
+CK_KERNEL void ck_rnn_backward(const ck_block *s, int relu, const float *restrict hNext,
+                               const float *restrict dOut, float *restrict dh, float *restrict dGates,
+                               float *restrict biasGrad) {
+    const long U = s->units, H = s->hidden, L = s->ldGate;
+    for (long b = 0; b < s->rows; b++) {
+        const float *hy = hNext + b * s->ldNext;
+        float *d = dh + b * H, *dg = dGates + b * L;
+        if (!ck_active(s, b)) {
+            memset(dg, 0, (size_t)U * sizeof(float));
+            continue;
+        }
+        const float *dout = dOut ? dOut + b * H : NULL;
+        if (dout && biasGrad) ck_rnn_backward_row(U, relu, hy, dout, d, dg, biasGrad, 1, 1);
+        else if (dout) ck_rnn_backward_row(U, relu, hy, dout, d, dg, NULL, 1, 0);
+        else if (biasGrad) ck_rnn_backward_row(U, relu, hy, NULL, d, dg, biasGrad, 0, 1);
+        else ck_rnn_backward_row(U, relu, hy, NULL, d, dg, NULL, 0, 0);
+    }
+}
+
+CK_INLINE void ck_lstm_backward_row(long U, long H, const float *restrict a, const float *restrict cp,
+                                    const float *restrict cc, const float *restrict dout, float *restrict d,
+                                    float *restrict dcell, float *restrict dg, float *restrict db,
+                                    int hasOut, int hasBias) {
+    for (long j = 0; j < U; j++) {
+        float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
+        float dhy = hasOut ? d[j] + dout[j] : d[j];
+        float tc = ck_tanhf(cc[j]);
+        float dc = dcell[j] + dhy * o * (1.0f - tc * tc);
+        float di = dc * g * i * (1.0f - i);
+        float df = dc * cp[j] * f * (1.0f - f);
+        float dgg = dc * i * (1.0f - g * g);
+        float dO = dhy * tc * o * (1.0f - o);
+        dg[j] = di;
+        dg[H + j] = df;
+        dg[2 * H + j] = dgg;
+        dg[3 * H + j] = dO;
+        if (hasBias) {
+            db[j] += di;
+            db[H + j] += df;
+            db[2 * H + j] += dgg;
+            db[3 * H + j] += dO;
+        }
+        dcell[j] = dc * f;
+        d[j] = 0;
+    }
+}
+
+CK_KERNEL void ck_lstm_backward(const ck_block *s, const float *restrict gates, const float *restrict cPrev,
+                                const float *restrict cNext, const float *restrict dOut, float *restrict dh,
+                                float *restrict dc, float *restrict dGates, float *restrict biasGrad) {
+    const long U = s->units, H = s->hidden, L = s->ldGate;
+    for (long b = 0; b < s->rows; b++) {
+        float *dg = dGates + b * L;
+        if (!ck_active(s, b)) {
+            for (long g = 0; g < 4; g++) memset(dg + g * H, 0, (size_t)U * sizeof(float));
+            continue;
+        }
+        const float *a = gates + b * L, *cp = cPrev + b * H, *cn = cNext + b * H;
+        const float *dout = dOut ? dOut + b * H : NULL;
+        float *d = dh + b * H, *dcell = dc + b * H;
+        if (dout && biasGrad) ck_lstm_backward_row(U, H, a, cp, cn, dout, d, dcell, dg, biasGrad, 1, 1);
+        else if (dout) ck_lstm_backward_row(U, H, a, cp, cn, dout, d, dcell, dg, NULL, 1, 0);
+        else if (biasGrad) ck_lstm_backward_row(U, H, a, cp, cn, NULL, d, dcell, dg, biasGrad, 0, 1);
+        else ck_lstm_backward_row(U, H, a, cp, cn, NULL, d, dcell, dg, NULL, 0, 0);
+    }
+}
+
+CK_INLINE void ck_gru_backward_row(long U, long H, const float *restrict a, const float *restrict gn,
+                                   const float *restrict hp, const float *restrict dout, float *restrict d,
+                                   float *restrict gi, float *restrict gh, float *restrict db,
+                                   float *restrict dbh, int hasOut, int hasBias) {
+    for (long j = 0; j < U; j++) {
+        float r = a[j], z = a[H + j], n = a[2 * H + j];
+        float dhy = hasOut ? d[j] + dout[j] : d[j];
+        float dn = dhy * (1.0f - z) * (1.0f - n * n);
+        float dz = dhy * (hp[j] - n) * z * (1.0f - z);
+        float dr = dn * gn[j] * r * (1.0f - r);
+        float dnh = dn * r;
+        gi[j] = dr;
+        gi[H + j] = dz;
+        gi[2 * H + j] = dn;
+        gh[j] = dr;
+        gh[H + j] = dz;
+        gh[2 * H + j] = dnh;
+        if (hasBias) {
+            db[j] += dr;
+            db[H + j] += dz;
+            db[2 * H + j] += dn;
+            dbh[j] += dr;
+            dbh[H + j] += dz;
+            dbh[2 * H + j] += dnh;
+        }
+        d[j] = dhy * z;
+    }
+}
+
+CK_KERNEL void ck_gru_backward(const ck_block *s, const float *restrict gates, const float *restrict ghn,
+                               const float *restrict hPrev, const float *restrict dOut, float *restrict dh,
+                               float *restrict dGI, float *restrict dGH, float *restrict biasGrad,
+                               float *restrict hiddenBiasGrad) {
+    const long U = s->units, H = s->hidden, L = s->ldGate;
+    const int hasBias = biasGrad != NULL && hiddenBiasGrad != NULL;
+    for (long b = 0; b < s->rows; b++) {
+        if (!ck_active(s, b)) {
+            for (long g = 0; g < 3; g++) {
+                memset(dGI + b * L + g * H, 0, (size_t)U * sizeof(float));
+                memset(dGH + b * L + g * H, 0, (size_t)U * sizeof(float));
+            }
+            continue;
+        }
+        const float *a = gates + b * L, *gn = ghn + b * H, *hp = hPrev + b * s->ldPrev;
+        const float *dout = dOut ? dOut + b * H : NULL;
+        float *d = dh + b * H, *gi = dGI + b * L, *gh = dGH + b * L;
+        if (dout && hasBias) ck_gru_backward_row(U, H, a, gn, hp, dout, d, gi, gh, biasGrad, hiddenBiasGrad, 1, 1);
+        else if (dout) ck_gru_backward_row(U, H, a, gn, hp, dout, d, gi, gh, NULL, NULL, 1, 0);
+        else if (hasBias) ck_gru_backward_row(U, H, a, gn, hp, NULL, d, gi, gh, biasGrad, hiddenBiasGrad, 0, 1);
+        else ck_gru_backward_row(U, H, a, gn, hp, NULL, d, gi, gh, NULL, NULL, 0, 0);
+    }
+}
+
+// ---------------------------------------------------------------- helpers
+
+void ck_copy_rows(long rows, long cols, const float *src, long ldSrc, float *dst, long ldDst) {
+    for (long r = 0; r < rows; r++) memmove(dst + r * ldDst, src + r * ldSrc, (size_t)cols * sizeof(float));
+}
+
+void ck_fill_rows(long rows, long cols, const float *row, float *dst) {
+    for (long r = 0; r < rows; r++) memcpy(dst + r * cols, row, (size_t)cols * sizeof(float));
+}

@@ -1,0 +1,40 @@
+/// Runs one cell over a sequence in one direction, step by step on the tape (the autodiff
+/// differentiates through every step): the generic "run one direction" of `LayerStack`.
+///
+/// `x` `[T, B, I]`; `initial`: the state components `[B, H]` (nil: `cell.zeroState`);
+/// `lengths`: B values in 0...T (nil: all T). Forward visits t = 0 ... T-1, reverse t = T-1 ... 0.
+/// At a step t with t ≥ lengths[b], row b keeps its state and outputs zeros (`selectRows`, so that
+/// step sends no gradient into the row either); the reverse direction therefore starts each
+/// sequence at its own last element. Returns the outputs `[T, B, H]` (each at its own t) and the
+/// state components after the last step.
+func runCell<Cell: RecurrentCell>(_ cell: Cell, over x: Variable, initial: [Variable]?, lengths: [Int]?,
+                                  reverse: Bool) -> (output: Variable, final: [Variable]) {
+    precondition(x.value.rank == 3 && x.shape[2] == cell.inputSize,
+                 "runCell: input must be [T, B, \(cell.inputSize)], got \(x.shape)")
+    let (steps, batch) = (x.shape[0], x.shape[1])
+    var state = initial.map { cell.state(from: $0) } ?? cell.zeroState(batchSize: batch)
+    let inputs = unstack(x)
+    let zeros = Variable(Tensor(zeros: [batch, cell.hiddenSize]))
+    var outputs = [Variable](repeating: zeros, count: steps)
+    for t in (reverse ? Array((0..<steps).reversed()) : Array(0..<steps)) {
+        guard let lengths else {
+            state = cell(inputs[t], state)
+            outputs[t] = cell.output(of: state)
+            continue
+        }
+        let active = lengths.map { t < $0 }
+        if !active.contains(true) { continue }   // every row padded: state unchanged, output zeros
+        let next = cell(inputs[t], state)
+        if active.contains(false) {
+            let kept = zip(cell.components(of: next), cell.components(of: state)).map { new, old in
+                selectRows(active, new, old)
+            }
+            outputs[t] = selectRows(active, cell.output(of: next), zeros)
+            state = cell.state(from: kept)
+        } else {
+            outputs[t] = cell.output(of: next)
+            state = next
+        }
+    }
+    return (stack(outputs), cell.components(of: state))
+}

@@ -1,0 +1,63 @@
+import CKernels
+
+/// A whole recurrent sequence (one direction of one layer) as one fused operation, with a
+/// hand-written backward pass.
+///
+/// For `x [T, B, I]`, `W_ih [G·H, I]`, `W_hh [G·H, H]`, biases `[G·H]` and state `h0 [B, H]`
+/// (`c0 [B, H]` for LSTM), the forward pass computes the input projections of all steps in one
+/// matrix product `XP = X·W_ihᵀ + b_ih` (`[T·B, G·H]`), then per step one recurrent product
+/// `GH = h_{t-1}·W_hhᵀ` and one element-wise kernel for the gates (PyTorch's equations and
+/// addition order, see `CellKind`).
+///
+/// Masking: with `lengths`, step `t` leaves row `b` unchanged when `t >= lengths[b]` and writes
+/// zeros to its output row. `reverse` runs `t = T-1 … 0` with the same rule, so every sequence
+/// is read back to front from its own last element; `hN` is the state after the last processed
+/// step (for `reverse`, after `t = 0`). A row of length 0 keeps `h0` (and `c0`) and outputs zeros.
+public enum FusedSequence {
+    /// Activations saved by `forward(…, saveForBackward: true)` for `backward`.
+    public final class Context {
+        let kind: CellKind
+        let steps: Int, batch: Int, inputSize: Int, hiddenSize: Int
+        let reverse: Bool
+        let lengths: Workspace<Int32>?
+        let weightIH: Tensor
+        let weightHH: Tensor
+        let states: SequenceStates
+        let execution: Execution
+
+        init(kind: CellKind, steps: Int, batch: Int, inputSize: Int, hiddenSize: Int, reverse: Bool,
+             lengths: Workspace<Int32>?, weightIH: Tensor, weightHH: Tensor, states: SequenceStates,
+             execution: Execution) {
+            self.kind = kind
+            self.steps = steps
+            self.batch = batch
+            self.inputSize = inputSize
+            self.hiddenSize = hiddenSize
+            self.reverse = reverse
+            self.lengths = lengths
+            self.weightIH = weightIH
+            self.weightHH = weightHH
+            self.states = states
+            self.execution = execution
+        }
+    }
+
+    /// How a sequence is executed; tests force each variant, callers use `automatic`.
+    struct Execution: Sendable {
+        /// The thread split, or nil to choose from the sizes and `BLAS.threads`.
+        var split: WorkSplit?
+        /// Whether the per-step products may use the packed AVX-512 kernel (else BLAS).
+        var packedProducts: Bool
+
+        static let automatic = Execution(split: nil, packedProducts: RecurrentProduct.packedKernelIsFast)
+
+        func split(batch: Int, hidden: Int, gates: Int) -> WorkSplit {
+            split ?? WorkSplit.choose(batch: batch, hidden: hidden, gates: gates, threads: BLAS.threads)
+        }
+    }
+
+    /// Slot of the state read by step `t` (time layout, see `SequenceStates`).
+    @inline(__always) static func previousSlot(_ t: Int, reverse: Bool) -> Int { reverse ? t + 1 : t }
+    /// Slot of the state written by step `t`.
+    @inline(__always) static func nextSlot(_ t: Int, reverse: Bool) -> Int { reverse ? t : t + 1 }
+}

@@ -1,0 +1,152 @@
+import CKernels
+
+extension FusedSequence {
+    /// Runs one direction over the whole sequence.
+    ///
+    /// - Parameters: `x [T, B, I]`, `weightIH [G·H, I]`, `weightHH [G·H, H]`, `biasIH`, `biasHH`
+    ///   `[G·H]`, `h0 [B, H]`, `c0 [B, H]` (LSTM; nil means zeros), `lengths` (B values in 0...T,
+    ///   nil means all T).
+    /// - Returns: `output [T, B, H]` (zeros at padded steps), the final state `hN [B, H]`
+    ///   (`cN` for LSTM), and the saved activations when `saveForBackward`.
+    public static func forward(kind: CellKind, x: Tensor, weightIH: Tensor, weightHH: Tensor,
+                               biasIH: Tensor, biasHH: Tensor, h0: Tensor, c0: Tensor?,
+                               lengths: [Int]?, reverse: Bool, saveForBackward: Bool)
+        -> (output: Tensor, hN: Tensor, cN: Tensor?, context: Context?) {
+        forward(kind: kind, x: x, weightIH: weightIH, weightHH: weightHH, biasIH: biasIH, biasHH: biasHH, h0: h0,
+                c0: c0, lengths: lengths, reverse: reverse, saveForBackward: saveForBackward, execution: .automatic)
+    }
+
+    static func forward(kind: CellKind, x: Tensor, weightIH: Tensor, weightHH: Tensor,
+                        biasIH: Tensor, biasHH: Tensor, h0: Tensor, c0: Tensor?,
+                        lengths: [Int]?, reverse: Bool, saveForBackward: Bool, execution: Execution)
+        -> (output: Tensor, hN: Tensor, cN: Tensor?, context: Context?) {
+        precondition(x.rank == 3, "FusedSequence: x must be [T, B, I], got \(x.shape)")
+        let T = x.shape[0], B = x.shape[1], I = x.shape[2]
+        precondition(h0.rank == 2 && h0.shape[0] == B, "FusedSequence: h0 must be [B=\(B), H], got \(h0.shape)")
+        let H = h0.shape[1], G = kind.gateCount, GH = G * H, BH = B * H
+        precondition(weightIH.shape == [GH, I], "FusedSequence: weightIH must be [\(GH), \(I)], got \(weightIH.shape)")
+        precondition(weightHH.shape == [GH, H], "FusedSequence: weightHH must be [\(GH), \(H)], got \(weightHH.shape)")
+        precondition(biasIH.shape == [GH] && biasHH.shape == [GH],
+                     "FusedSequence: biases must be [\(GH)], got \(biasIH.shape) and \(biasHH.shape)")
+        if let c0 { precondition(kind == .lstm && c0.shape == [B, H], "FusedSequence: c0 must be [B, H] and LSTM only, got \(c0.shape)") }
+        let lengthBuffer = lengths.map { l -> Workspace<Int32> in
+            precondition(l.count == B && l.allSatisfy { $0 >= 0 && $0 <= T },
+                         "FusedSequence: lengths must be \(B) values in 0...\(T), got \(l)")
+            return Workspace(l.map { Int32($0) })
+        }
+
+        let states = SequenceStates(kind: kind, steps: T, batch: B, inputSize: I, hidden: H, reverse: reverse,
+                                    saved: saveForBackward)
+        let first = reverse ? T : 0, last = reverse ? 0 : T
+        let start = states.hidden(first)
+        h0.data.withUnsafeBufferPointer { ck_copy_rows(B, H, $0.start, H, start.pointer, start.stride) }
+        if kind == .lstm {
+            if let c0 {
+                c0.data.withUnsafeBufferPointer { states.cell(first).update(from: $0.start, count: BH) }
+            } else {
+                states.cell(first).update(repeating: 0, count: BH)
+            }
+        }
+        let projections = Workspace<Float>(count: T * B * GH)
+        let hiddenProduct = Workspace<Float>(count: B * GH)
+        let split = execution.split(batch: B, hidden: H, gates: G)
+
+        let output = [Float](unsafeUninitializedCapacity: T * BH) { out, initialized in
+            x.data.withUnsafeBufferPointer { px in
+            weightIH.data.withUnsafeBufferPointer { wih in
+            weightHH.data.withUnsafeBufferPointer { whh in
+            biasIH.data.withUnsafeBufferPointer { bih in
+            biasHH.data.withUnsafeBufferPointer { bhh in
+                if saveForBackward {
+                    ck_copy_rows(T * B, I, px.start, I, states.hiddenStorage.pointer, states.inputStateWidth)
+                }
+                // XP = X·W_ihᵀ + b_ih for all steps at once.
+                SequenceMatmul.linear(m: T * B, n: GH, k: I, a: px.start, lda: I, weight: wih.start, bias: bih.start,
+                                      out: projections.pointer, packed: execution.packedProducts)
+                let runner = ForwardRunner(
+                    kind: kind, steps: T, batch: B, hidden: H, reverse: reverse, states: states,
+                    product: RecurrentProduct(weight: whh.start, gates: G, hidden: H, batch: B, forward: T > 0, backward: false,
+                                             packed: execution.packedProducts),
+                    lengths: lengthBuffer?.pointer, projections: projections.pointer, hiddenProduct: hiddenProduct.pointer,
+                    biasHH: bhh.start, output: out.start)
+                runner.run(split)
+            } } } } }
+            initialized = T * BH
+        }
+
+        let end = states.hidden(last)
+        var hN = [Float](repeating: 0, count: BH)
+        hN.withUnsafeMutableBufferPointer { ck_copy_rows(B, H, end.pointer, end.stride, $0.start, H) }
+        let cN = kind == .lstm ? Tensor(shape: [B, H], data: Array(UnsafeBufferPointer(start: states.cell(last), count: BH))) : nil
+        let context = saveForBackward
+            ? Context(kind: kind, steps: T, batch: B, inputSize: I, hiddenSize: H, reverse: reverse,
+                      lengths: lengthBuffer, weightIH: weightIH, weightHH: weightHH, states: states,
+                      execution: execution)
+            : nil
+        return (Tensor(shape: [T, B, H], data: output), Tensor(shape: [B, H], data: hN), cN, context)
+    }
+}
+
+/// The forward time loop over raw pointers, shared by the threads of a `WorkSplit`.
+struct ForwardRunner: @unchecked Sendable {
+    let kind: CellKind
+    let steps: Int, batch: Int, hidden: Int
+    let reverse: Bool
+    let states: SequenceStates
+    let product: RecurrentProduct
+    let lengths: UnsafeMutablePointer<Int32>?
+    /// `[T, B, G·H]` input projections `x_t·W_ihᵀ + b_ih`.
+    let projections: UnsafeMutablePointer<Float>
+    /// `[B, G·H]` scratch for `h_{t-1}·W_hhᵀ`.
+    let hiddenProduct: UnsafeMutablePointer<Float>
+    let biasHH: UnsafePointer<Float>
+    /// `[T, B, H]`.
+    let output: UnsafeMutablePointer<Float>
+
+    func run(_ split: WorkSplit) {
+        let T = steps, B = batch, H = hidden
+        switch split {
+        case .none:
+            for i in 0..<T { step(time(i), rows: 0..<B, units: 0..<H) }
+        case .rows(let parts):
+            runParts(parts) { p in
+                let rows = WorkSplit.slice(p, of: parts, count: B)
+                for i in 0..<T { step(time(i), rows: rows, units: 0..<H) }
+            }
+        case .units(let parts):
+            for i in 0..<T {
+                let t = time(i)
+                runParts(parts) { p in step(t, rows: 0..<B, units: WorkSplit.slice(p, of: parts, count: H, quantum: 32)) }
+            }
+        }
+    }
+
+    /// The time index of the `i`-th processed step.
+    @inline(__always) func time(_ i: Int) -> Int { reverse ? steps - 1 - i : i }
+
+    /// Step `t` for a block of rows and units: the recurrent product, then the gate kernel.
+    func step(_ t: Int, rows: Range<Int>, units: Range<Int>) {
+        if rows.isEmpty || units.isEmpty { return }
+        let B = batch, H = hidden, GH = kind.gateCount * H
+        let ps = FusedSequence.previousSlot(t, reverse: reverse), ns = FusedSequence.nextSlot(t, reverse: reverse)
+        let prev = states.hidden(ps), next = states.hidden(ns)
+        let r0 = rows.lowerBound, j0 = units.lowerBound
+        product.forward(rows: rows.count, units: units, hPrev: prev.pointer + r0 * prev.stride, ldPrev: prev.stride,
+                        gh: hiddenProduct + r0 * GH)
+        var block = ck_block(rows: rows.count, units: units.count, hidden: H, ldGate: GH, ldPrev: prev.stride,
+                             ldNext: next.stride, t: t, lengths: lengths.map { UnsafePointer($0 + r0) })
+        let gh = hiddenProduct + r0 * GH + j0, xp = projections + (t * B + r0) * GH + j0, bh = biasHH + j0
+        let hp = prev.pointer + r0 * prev.stride + j0, hn = next.pointer + r0 * next.stride + j0
+        let out = output + (t * B + r0) * H + j0
+        switch kind {
+        case .rnnTanh, .rnnReLU:
+            ck_rnn_forward(&block, kind == .rnnReLU ? 1 : 0, gh, bh, xp, hp, hn, out)
+        case .lstm:
+            ck_lstm_forward(&block, gh, bh, xp, hp, states.cell(ps) + r0 * H + j0, hn, states.cell(ns) + r0 * H + j0,
+                            out, states.gates(t) + r0 * GH + j0)
+        case .gru:
+            ck_gru_forward(&block, gh, bh, xp, hp, hn, out, states.gates(t) + r0 * GH + j0,
+                           states.newGate(t) + r0 * H + j0)
+        }
+    }
+}

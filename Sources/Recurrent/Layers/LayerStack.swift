@@ -1,0 +1,105 @@
+/// The layer-and-direction structure of a recurrent stack, shared by every way of running one
+/// direction (a cell stepped on the tape, or one fused node): layers in sequence, both
+/// directions, merging, inter-layer dropout, the initial state split out of `[L·D, B, H]` and the
+/// final state laid back into it (row `layer·D + direction`).
+///
+/// For layer k with input `x_k` `[T, B, I_k]` (`x_0` = the input):
+///
+///     y_k = merge(run(k, forward, x_k), run(k, reverse, x_k))      (or run(k, forward, x_k))
+///     x_{k+1} = dropout(y_k)    (training and p > 0 only; never after the last layer)
+///
+/// so `I_0` = input size and `I_k` = `mergeMode.mergedSize(H)` (2H for concat, H otherwise) when
+/// bidirectional, H when not.
+struct LayerStack {
+    /// Runs one direction of one layer: `x` `[T, B, I_k]`, its initial state components (`[B, H]`
+    /// each; nil for zeros) and the lengths → output `[T, B, H]` (zeros at padded steps) and the
+    /// state components after the last processed step.
+    typealias RunDirection = (_ layer: Int, _ reverse: Bool, _ x: Variable, _ initial: [Variable]?,
+                              _ lengths: [Int]?) -> (output: Variable, final: [Variable])
+
+    let inputSize: Int
+    let hiddenSize: Int
+    let numLayers: Int
+    let bidirectional: Bool
+    let mergeMode: MergeMode
+    let dropout: Float
+    /// Components of the state: 1 (h) or 2 (h, c) for the built-in cells.
+    let stateComponentCount: Int
+
+    init(inputSize: Int, hiddenSize: Int, numLayers: Int, bidirectional: Bool, mergeMode: MergeMode,
+         dropout: Float, stateComponentCount: Int) {
+        precondition(inputSize > 0 && hiddenSize > 0 && numLayers > 0,
+                     "recurrent layer: sizes and layer count must be positive, got input \(inputSize), hidden \(hiddenSize), layers \(numLayers)")
+        precondition(dropout >= 0 && dropout <= 1, "recurrent layer: dropout must be in [0, 1], got \(dropout)")
+        self.inputSize = inputSize
+        self.hiddenSize = hiddenSize
+        self.numLayers = numLayers
+        self.bidirectional = bidirectional
+        self.mergeMode = mergeMode
+        self.dropout = dropout
+        self.stateComponentCount = stateComponentCount
+    }
+
+    /// D: 2 when bidirectional, else 1.
+    var directions: Int { bidirectional ? 2 : 1 }
+
+    /// Features per step of every layer's output.
+    var outputSize: Int { bidirectional ? mergeMode.mergedSize(hiddenSize: hiddenSize) : hiddenSize }
+
+    /// `I_k`, the input features of layer k.
+    func inputSize(ofLayer layer: Int) -> Int { layer == 0 ? inputSize : outputSize }
+
+    /// PyTorch's name suffix of a (layer, direction): `_l0`, `_l0_reverse`, `_l1`, ...
+    func suffix(layer: Int, reverse: Bool) -> String { "_l\(layer)" + (reverse ? "_reverse" : "") }
+
+    /// Runs the stack over `x` `[T, B, I]` → output `[T, B, outputSize]` and the final state.
+    func callAsFunction(_ x: Variable, initialState: RecurrentState?, lengths: [Int]?, training: Bool,
+                        dropoutGenerator: inout RandomGenerator,
+                        runDirection: RunDirection) -> (output: Variable, state: RecurrentState) {
+        precondition(x.value.rank == 3 && x.shape[2] == inputSize,
+                     "recurrent layer: input must be [T, B, \(inputSize)], got \(x.shape)")
+        let (steps, batch) = (x.shape[0], x.shape[1])
+        precondition(steps > 0, "recurrent layer: empty sequence (T = 0)")
+        if let lengths {
+            precondition(lengths.count == batch && lengths.allSatisfy { $0 >= 0 && $0 <= steps },
+                         "recurrent layer: need \(batch) lengths in 0...\(steps), got \(lengths)")
+        }
+        let stateRows = numLayers * directions
+        if let initialState {
+            precondition(initialState.components.count == stateComponentCount,
+                         "recurrent layer: initial state has \(initialState.components.count) components, the cell needs \(stateComponentCount)")
+            for component in initialState.components {
+                precondition(component.shape == [stateRows, batch, hiddenSize],
+                             "recurrent layer: initial state must be [\(stateRows), \(batch), \(hiddenSize)], got \(component.shape)")
+            }
+        }
+        // Each component of the initial state, split into its [B, H] rows layer·D + direction.
+        let initialRows: [[Variable]]? = initialState.map { state in
+            state.components.map { component in unstack(component) }
+        }
+
+        var finals: [[Variable]] = []   // [layer·D + direction][component]
+        var layerInput = x
+        for layer in 0..<numLayers {
+            var outputs: [Variable] = []
+            for direction in 0..<directions {
+                let row = layer * directions + direction
+                let initial = initialRows.map { rows in rows.map { $0[row] } }
+                let (y, final) = runDirection(layer, direction == 1, layerInput, initial, lengths)
+                precondition(y.shape == [steps, batch, hiddenSize] && final.count == stateComponentCount,
+                             "recurrent layer: a direction returned output \(y.shape) and \(final.count) state components")
+                outputs.append(y)
+                finals.append(final)
+            }
+            var y = outputs.count == 2 ? mergeMode.merge(outputs[0], outputs[1]) : outputs[0]
+            if training && dropout > 0 && layer < numLayers - 1 {
+                y = Dropout(probability: dropout)(y, training: true, rng: &dropoutGenerator)
+            }
+            layerInput = y
+        }
+        let state = RecurrentState(components: (0..<stateComponentCount).map { k in
+            stack(finals.map { $0[k] })
+        })
+        return (layerInput, state)
+    }
+}

@@ -1,0 +1,149 @@
+/// PyTorch's `nn.RNN` / `nn.LSTM` / `nn.GRU`: a stack of recurrent layers over `[T, B, I]`
+/// sequences (time-major), with the same parameter names, shapes, initialisation and numerics.
+///
+/// Per layer k and direction (suffix `""` or `"_reverse"`), with G = `kind.gateCount`:
+/// `weight_ih_l{k}` `[G·H, I_k]`, `weight_hh_l{k}` `[G·H, H]`, `bias_ih_l{k}` `[G·H]`,
+/// `bias_hh_l{k}` `[G·H]`; `I_0 = inputSize`, `I_k` = 2H (bidirectional concat) or H. The equations
+/// are those of `RNNCell`, `LSTMCell`, `GRUCell`.
+///
+/// Initialisation order (as PyTorch's `reset_parameters` walks `parameters()`): for each layer,
+/// the forward direction's `weight_ih, weight_hh, bias_ih, bias_hh`, then the reverse direction's,
+/// each drawn row-major from U(-1/√H, 1/√H) of `rng`; then one more draw of `rng` seeds
+/// `dropoutGenerator`.
+///
+/// Semantics (see `Recurrence`): inter-layer dropout on every layer's output but the last while
+/// `training`; bidirectional outputs merged by `mergeMode` (the next layer reads the merged
+/// output); `lengths` in any order, padded steps keep the state and output zeros, the reverse
+/// direction starts at each sequence's own last element; the returned state is `h_n` (and `c_n`)
+/// `[L·D, B, H]`, row `layer·D + direction`; truncated BPTT by passing `state.detached()` back in.
+///
+/// Each (layer, direction) runs either as one `FusedSequence.apply` node (`useFusedKernels`, the
+/// default: whole-sequence forward and hand-written backward) or as the corresponding cell
+/// (`RNNCell`, `LSTMCell`, `GRUCell`) stepped on the tape by the generic runner — the oracle. Both
+/// read the same parameter Variables and share one implementation of stacking, dropout,
+/// directions, merging and the state layout (`LayerStack`), so they can be compared on identical
+/// weights.
+public final class RecurrentLayer: Module, CustomStringConvertible {
+    /// The four parameters of one (layer, direction).
+    struct DirectionParameters {
+        let weightIH: Variable
+        let weightHH: Variable
+        let biasIH: Variable
+        let biasHH: Variable
+    }
+
+    public let kind: CellKind
+    public var inputSize: Int { stack.inputSize }
+    public var hiddenSize: Int { stack.hiddenSize }
+    public var numLayers: Int { stack.numLayers }
+    public var bidirectional: Bool { stack.bidirectional }
+    public var mergeMode: MergeMode { stack.mergeMode }
+    public var dropout: Float { stack.dropout }
+    /// Features per step of the output: 2H for bidirectional concat, else H.
+    public var outputSize: Int { stack.outputSize }
+    /// Inter-layer dropout applies only while training.
+    public var training: Bool = true
+    /// true: each (layer, direction) is one fused node; false: the cells stepped on the tape.
+    public var useFusedKernels: Bool = true
+    /// Draws the inter-layer dropout masks (save and restore it to resume a run exactly).
+    public var dropoutGenerator: RandomGenerator
+
+    let stack: LayerStack
+    /// `parameters[layer][direction]` (direction 1 = reverse).
+    let directionParameters: [[DirectionParameters]]
+
+    public init(kind: CellKind, inputSize: Int, hiddenSize: Int, numLayers: Int = 1,
+                bidirectional: Bool = false, mergeMode: MergeMode = .concat, dropout: Float = 0,
+                rng: inout RandomGenerator) {
+        let stack = LayerStack(inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers,
+                               bidirectional: bidirectional, mergeMode: mergeMode, dropout: dropout,
+                               stateComponentCount: kind.hasCellState ? 2 : 1)
+        let rows = kind.gateCount * hiddenSize
+        var all: [[DirectionParameters]] = []
+        for layer in 0..<numLayers {
+            var directions: [DirectionParameters] = []
+            for direction in 0..<stack.directions {
+                let suffix = stack.suffix(layer: layer, reverse: direction == 1)
+                func draw(_ name: String, _ shape: [Int]) -> Variable {
+                    recurrentUniform(shape, hiddenSize: hiddenSize, name: name + suffix, rng: &rng)
+                }
+                let weightIH = draw("weight_ih", [rows, stack.inputSize(ofLayer: layer)])
+                let weightHH = draw("weight_hh", [rows, hiddenSize])
+                let biasIH = draw("bias_ih", [rows])
+                let biasHH = draw("bias_hh", [rows])
+                directions.append(DirectionParameters(weightIH: weightIH, weightHH: weightHH,
+                                                      biasIH: biasIH, biasHH: biasHH))
+            }
+            all.append(directions)
+        }
+        self.kind = kind
+        self.stack = stack
+        self.directionParameters = all
+        self.dropoutGenerator = RandomGenerator(seed: rng.next())
+    }
+
+    /// `weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0, [the same with _reverse], weight_ih_l1, ...`
+    public func namedParameters() -> [(String, Variable)] {
+        directionParameters.flatMap { directions in
+            directions.flatMap { p in [p.weightIH, p.weightHH, p.biasIH, p.biasHH].map { ($0.name, $0) } }
+        }
+    }
+
+    /// `x` `[T, B, I]` → output `[T, B, outputSize]` (zeros at padded steps) and the final state
+    /// (`h` and, for LSTM, `c`, each `[L·D, B, H]`). `initialState` nil means zeros; `lengths` nil
+    /// means every sequence has all T steps.
+    public func callAsFunction(_ x: Variable, initialState: RecurrentState? = nil,
+                               lengths: [Int]? = nil) -> (output: Variable, state: RecurrentState) {
+        stack(x, initialState: initialState, lengths: lengths, training: training,
+              dropoutGenerator: &dropoutGenerator) { layer, reverse, input, initial, lengths in
+            useFusedKernels
+                ? runFused(layer: layer, reverse: reverse, input, initial: initial, lengths: lengths)
+                : runOnTape(layer: layer, reverse: reverse, input, initial: initial, lengths: lengths)
+        }
+    }
+
+    /// One direction as a single `FusedSequence.apply` node over this layer's parameters.
+    func runFused(layer: Int, reverse: Bool, _ x: Variable, initial: [Variable]?,
+                  lengths: [Int]?) -> (output: Variable, final: [Variable]) {
+        let p = directionParameters[layer][reverse ? 1 : 0]
+        let zeros = { Variable(Tensor(zeros: [x.shape[1], self.hiddenSize])) }
+        let h0 = initial?[0] ?? zeros()
+        let c0 = kind.hasCellState ? (initial?[1] ?? zeros()) : nil
+        let r = FusedSequence.apply(kind: kind, x: x, weightIH: p.weightIH, weightHH: p.weightHH,
+                                    biasIH: p.biasIH, biasHH: p.biasHH, h0: h0, c0: c0,
+                                    lengths: lengths, reverse: reverse)
+        return (r.output, [r.hN] + (r.cN.map { [$0] } ?? []))
+    }
+
+    /// One direction as the cell of `kind` over this layer's parameters, stepped on the tape.
+    func runOnTape(layer: Int, reverse: Bool, _ x: Variable, initial: [Variable]?,
+                 lengths: [Int]?) -> (output: Variable, final: [Variable]) {
+        let p = directionParameters[layer][reverse ? 1 : 0]
+        switch kind {
+        case .rnnTanh, .rnnReLU:
+            let cell = RNNCell(nonlinearity: kind == .rnnTanh ? .tanh : .relu, weightIH: p.weightIH,
+                               weightHH: p.weightHH, biasIH: p.biasIH, biasHH: p.biasHH)
+            return runCell(cell, over: x, initial: initial, lengths: lengths, reverse: reverse)
+        case .lstm:
+            let cell = LSTMCell(weightIH: p.weightIH, weightHH: p.weightHH, biasIH: p.biasIH, biasHH: p.biasHH)
+            return runCell(cell, over: x, initial: initial, lengths: lengths, reverse: reverse)
+        case .gru:
+            let cell = GRUCell(weightIH: p.weightIH, weightHH: p.weightHH, biasIH: p.biasIH, biasHH: p.biasHH)
+            return runCell(cell, over: x, initial: initial, lengths: lengths, reverse: reverse)
+        }
+    }
+
+    public var description: String {
+        var s: String
+        switch kind {
+        case .rnnTanh: s = "RNN(\(inputSize) => \(hiddenSize)"
+        case .rnnReLU: s = "RNN(\(inputSize) => \(hiddenSize), relu"
+        case .lstm: s = "LSTM(\(inputSize) => \(hiddenSize)"
+        case .gru: s = "GRU(\(inputSize) => \(hiddenSize)"
+        }
+        if numLayers > 1 { s += ", \(numLayers) layers" }
+        if bidirectional { s += ", bidirectional \(mergeMode.rawValue)" }
+        if dropout > 0 { s += ", dropout \(dropout)" }
+        return s + ")  # \(groupedDigits(parameterCount)) parameters"
+    }
+}

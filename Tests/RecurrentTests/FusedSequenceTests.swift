@@ -1,0 +1,354 @@
+import CKernels
+import Foundation
+import Testing
+@testable import Recurrent
+
+/// A plain scalar-loop RNN/LSTM/GRU in Double, one sequence at a time (the oracle for the fused
+/// kernels). Each row b reads its own `lengths[b]` elements, front to back or back to front.
+private struct ReferenceSequence {
+    let kind: CellKind
+    let T: Int, B: Int, I: Int, H: Int
+    let lengths: [Int]
+    let reverse: Bool
+
+    /// Named inputs of the computation, all as flat Double arrays.
+    struct Inputs {
+        var x, wih, whh, bih, bhh, h0, c0: [Double]
+    }
+
+    func run(_ p: Inputs) -> (output: [Double], hN: [Double], cN: [Double]) {
+        let G = kind.gateCount
+        var output = [Double](repeating: 0, count: T * B * H)
+        var hN = [Double](repeating: 0, count: B * H), cN = hN
+        for b in 0..<B {
+            var h = Array(p.h0[(b * H)..<(b * H + H)])
+            var c = Array(p.c0[(b * H)..<(b * H + H)])
+            let order = reverse ? Array((0..<lengths[b]).reversed()) : Array(0..<lengths[b])
+            for t in order {
+                var gi = [Double](repeating: 0, count: G * H), gh = gi
+                for k in 0..<(G * H) {
+                    var s = p.bih[k]
+                    for i in 0..<I { s += p.wih[k * I + i] * p.x[(t * B + b) * I + i] }
+                    gi[k] = s
+                    var u = p.bhh[k]
+                    for j in 0..<H { u += p.whh[k * H + j] * h[j] }
+                    gh[k] = u
+                }
+                var hNew = h
+                for j in 0..<H {
+                    switch kind {
+                    case .rnnTanh: hNew[j] = Foundation.tanh(gh[j] + gi[j])
+                    case .rnnReLU: hNew[j] = max(0, gh[j] + gi[j])
+                    case .lstm:
+                        let i = sig(gh[j] + gi[j]), f = sig(gh[H + j] + gi[H + j])
+                        let g = Foundation.tanh(gh[2 * H + j] + gi[2 * H + j]), o = sig(gh[3 * H + j] + gi[3 * H + j])
+                        c[j] = f * c[j] + i * g
+                        hNew[j] = o * Foundation.tanh(c[j])
+                    case .gru:
+                        let r = sig(gi[j] + gh[j]), z = sig(gi[H + j] + gh[H + j])
+                        let n = Foundation.tanh(gi[2 * H + j] + r * gh[2 * H + j])
+                        hNew[j] = (1 - z) * n + z * h[j]
+                    }
+                }
+                h = hNew
+                for j in 0..<H { output[(t * B + b) * H + j] = h[j] }
+            }
+            for j in 0..<H { hN[b * H + j] = h[j]; cN[b * H + j] = c[j] }
+        }
+        return (output, hN, cN)
+    }
+
+    private func sig(_ v: Double) -> Double { 1 / (1 + Foundation.exp(-v)) }
+}
+
+private func uniform(_ n: Int, _ rng: inout RandomGenerator, _ scale: Float = 1) -> [Float] {
+    (0..<n).map { _ in rng.uniform(-scale, scale) }
+}
+
+/// One test case: a cell kind, direction and batch lengths (nil: all full).
+struct FusedCase: CustomTestStringConvertible, Sendable {
+    let kind: CellKind
+    let reverse: Bool
+    let lengths: [Int]?
+    let batch: Int
+    var testDescription: String { "\(kind.rawValue) reverse=\(reverse) lengths=\(lengths.map { "\($0)" } ?? "full") B=\(batch)" }
+
+    static let all: [FusedCase] = CellKind.allCases.flatMap { kind in
+        [FusedCase(kind: kind, reverse: false, lengths: nil, batch: 4),
+         FusedCase(kind: kind, reverse: true, lengths: nil, batch: 4),
+         FusedCase(kind: kind, reverse: false, lengths: [5, 2, 0, 4], batch: 4),
+         FusedCase(kind: kind, reverse: true, lengths: [5, 2, 0, 4], batch: 4),
+         FusedCase(kind: kind, reverse: true, lengths: [3], batch: 1),
+         FusedCase(kind: kind, reverse: false, lengths: nil, batch: 1)]
+    }
+}
+
+/// Serialized: `GradientMode` is one global flag, and `gradientCheck`'s finite-difference passes
+/// turn recording off, which would race with another case's analytic pass.
+@Suite(.serialized) struct FusedSequenceTests {
+    /// Forward values and every gradient against the Double scalar reference; the reference's
+    /// gradients are central differences of L = Σ wY⊙y + Σ wH⊙h_N + Σ wC⊙c_N (Double, ε = 1e-5).
+    @Test(arguments: FusedCase.all)
+    func matchesScalarReference(_ c: FusedCase) {
+        let T = 5, B = c.batch, I = 3, H = 4, G = c.kind.gateCount
+        var rng = RandomGenerator(seed: 17)
+        let x = uniform(T * B * I, &rng), wih = uniform(G * H * I, &rng, 0.6), whh = uniform(G * H * H, &rng, 0.6)
+        let bih = uniform(G * H, &rng, 0.5), bhh = uniform(G * H, &rng, 0.5)
+        let h0 = uniform(B * H, &rng), c0 = uniform(B * H, &rng)
+        let wY = uniform(T * B * H, &rng), wH = uniform(B * H, &rng), wC = uniform(B * H, &rng)
+        let lstm = c.kind == .lstm
+
+        let fused = FusedSequence.forward(
+            kind: c.kind, x: Tensor(shape: [T, B, I], data: x), weightIH: Tensor(shape: [G * H, I], data: wih),
+            weightHH: Tensor(shape: [G * H, H], data: whh), biasIH: Tensor(shape: [G * H], data: bih),
+            biasHH: Tensor(shape: [G * H], data: bhh), h0: Tensor(shape: [B, H], data: h0),
+            c0: lstm ? Tensor(shape: [B, H], data: c0) : nil, lengths: c.lengths, reverse: c.reverse,
+            saveForBackward: true)
+        let grads = FusedSequence.backward(fused.context!, dOutput: Tensor(shape: [T, B, H], data: wY),
+                                           dhN: Tensor(shape: [B, H], data: wH),
+                                           dcN: lstm ? Tensor(shape: [B, H], data: wC) : nil)
+
+        let reference = ReferenceSequence(kind: c.kind, T: T, B: B, I: I, H: H,
+                                          lengths: c.lengths ?? Array(repeating: T, count: B), reverse: c.reverse)
+        let d: ([Float]) -> [Double] = { $0.map(Double.init) }
+        var inputs = ReferenceSequence.Inputs(x: d(x), wih: d(wih), whh: d(whh), bih: d(bih), bhh: d(bhh),
+                                              h0: d(h0), c0: lstm ? d(c0) : [Double](repeating: 0, count: B * H))
+        let r = reference.run(inputs)
+        #expect(maxDifference(fused.output.data, r.output) <= 1e-5)
+        #expect(maxDifference(fused.hN.data, r.hN) <= 1e-5)
+        if lstm { #expect(maxDifference(fused.cN!.data, r.cN) <= 1e-5) }
+        // The same forward without saving (inference path, two alternating state slots).
+        let inference = FusedSequence.forward(
+            kind: c.kind, x: Tensor(shape: [T, B, I], data: x), weightIH: Tensor(shape: [G * H, I], data: wih),
+            weightHH: Tensor(shape: [G * H, H], data: whh), biasIH: Tensor(shape: [G * H], data: bih),
+            biasHH: Tensor(shape: [G * H], data: bhh), h0: Tensor(shape: [B, H], data: h0),
+            c0: lstm ? Tensor(shape: [B, H], data: c0) : nil, lengths: c.lengths, reverse: c.reverse,
+            saveForBackward: false)
+        #expect(inference.output == fused.output && inference.hN == fused.hN && inference.cN == fused.cN)
+        #expect(inference.context == nil)
+
+        func loss(_ p: ReferenceSequence.Inputs) -> Double {
+            let y = reference.run(p)
+            var s = 0.0
+            for i in 0..<y.output.count { s += Double(wY[i]) * y.output[i] }
+            for i in 0..<y.hN.count { s += Double(wH[i]) * y.hN[i] }
+            if lstm { for i in 0..<y.cN.count { s += Double(wC[i]) * y.cN[i] } }
+            return s
+        }
+        func numeric(_ path: WritableKeyPath<ReferenceSequence.Inputs, [Double]>) -> [Double] {
+            let eps = 1e-5
+            return (0..<inputs[keyPath: path].count).map { i in
+                let saved = inputs[keyPath: path][i]
+                inputs[keyPath: path][i] = saved + eps
+                let plus = loss(inputs)
+                inputs[keyPath: path][i] = saved - eps
+                let minus = loss(inputs)
+                inputs[keyPath: path][i] = saved
+                return (plus - minus) / (2 * eps)
+            }
+        }
+        let checks: [(String, [Float], WritableKeyPath<ReferenceSequence.Inputs, [Double]>)] = [
+            ("dx", grads.dx.data, \.x), ("dW_ih", grads.dWeightIH.data, \.wih), ("dW_hh", grads.dWeightHH.data, \.whh),
+            ("db_ih", grads.dBiasIH.data, \.bih), ("db_hh", grads.dBiasHH.data, \.bhh), ("dh0", grads.dh0.data, \.h0),
+        ] + (lstm ? [("dc0", grads.dc0!.data, \.c0)] : [])
+        for (name, ours, path) in checks {
+            let expected = numeric(path)
+            let worst = zip(ours, expected).map { abs(Double($0) - $1) / max(1, abs($1)) }.max() ?? 0
+            #expect(worst <= 1e-5, "\(name): worst scaled difference \(worst)")
+        }
+        if let lengths = c.lengths {
+            // Padded steps get exactly zero input gradient.
+            for b in 0..<B { for t in lengths[b]..<T { for i in 0..<I {
+                #expect(grads.dx.data[(t * B + b) * I + i] == 0)
+            } } }
+        }
+    }
+
+    /// Finite differences through the tape node (`apply`) with every input requiring a gradient.
+    @Test(arguments: CellKind.allCases)
+    func applyPassesGradientCheck(_ kind: CellKind) {
+        let T = 4, B = 3, I = 3, H = 4, G = kind.gateCount
+        var rng = RandomGenerator(seed: 5)
+        func parameter(_ shape: [Int], _ name: String, _ scale: Float = 0.5) -> Variable {
+            Variable(rng.uniformTensor(shape, low: -scale, high: scale), requiresGrad: true, name: name)
+        }
+        let x = parameter([T, B, I], "x", 1), wih = parameter([G * H, I], "weight_ih"), whh = parameter([G * H, H], "weight_hh")
+        let bih = parameter([G * H], "bias_ih"), bhh = parameter([G * H], "bias_hh")
+        let h0 = parameter([B, H], "h0", 1), c0: Variable? = kind == .lstm ? parameter([B, H], "c0", 1) : nil
+        for reverse in [false, true] {
+            let r = gradientCheck([x, wih, whh, bih, bhh, h0] + (c0.map { [$0] } ?? [])) {
+                let y = FusedSequence.apply(kind: kind, x: x, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh,
+                                            h0: h0, c0: c0, lengths: [4, 1, 3], reverse: reverse)
+                var loss = weightedSum(y.output) + weightedSum(y.hN, seed: 7)
+                if let cN = y.cN { loss = loss + weightedSum(cN, seed: 8) }
+                return loss
+            }
+            #expect(r.ratio <= 1, "reverse=\(reverse): \(r.worst)")
+        }
+    }
+
+    /// Without recording, `apply` returns constants equal to `forward`'s results.
+    @Test func applyWithoutGradientsBuildsNoGraph() {
+        var rng = RandomGenerator(seed: 9)
+        let x = Variable(rng.uniformTensor([3, 2, 3], low: -1, high: 1))
+        let w = Variable(rng.uniformTensor([16, 3], low: -0.5, high: 0.5), requiresGrad: true)
+        let u = Variable(rng.uniformTensor([16, 4], low: -0.5, high: 0.5), requiresGrad: true)
+        let b = Variable(Tensor(zeros: [16]), requiresGrad: true)
+        let h0 = Variable(Tensor(zeros: [2, 4]))
+        let y = GradientMode.withoutGradients {
+            FusedSequence.apply(kind: .lstm, x: x, weightIH: w, weightHH: u, biasIH: b, biasHH: b, h0: h0, c0: nil,
+                                lengths: nil, reverse: false)
+        }
+        let direct = FusedSequence.forward(kind: .lstm, x: x.value, weightIH: w.value, weightHH: u.value, biasIH: b.value,
+                                           biasHH: b.value, h0: h0.value, c0: nil, lengths: nil, reverse: false,
+                                           saveForBackward: false)
+        #expect(!y.output.requiresGrad && y.output.value == direct.output && y.cN?.value == direct.cN)
+    }
+
+    /// Every thread split and both product back ends give the results of the single-threaded run.
+    @Test(arguments: CellKind.allCases)
+    func executionVariantsAgree(_ kind: CellKind) {
+        let T = 3, I = 5, H = 64, G = kind.gateCount
+        for (B, lengths) in [(5, [3, 1, 0, 2, 3] as [Int]?), (1, nil)] {
+            var rng = RandomGenerator(seed: 21)
+            let x = rng.uniformTensor([T, B, I], low: -1, high: 1)
+            let wih = rng.uniformTensor([G * H, I], low: -0.3, high: 0.3), whh = rng.uniformTensor([G * H, H], low: -0.3, high: 0.3)
+            let bih = rng.uniformTensor([G * H], low: -0.3, high: 0.3), bhh = rng.uniformTensor([G * H], low: -0.3, high: 0.3)
+            let h0 = rng.uniformTensor([B, H], low: -1, high: 1)
+            let c0: Tensor? = kind == .lstm ? rng.uniformTensor([B, H], low: -1, high: 1) : nil
+            let dy = rng.uniformTensor([T, B, H], low: -1, high: 1), dhN = rng.uniformTensor([B, H], low: -1, high: 1)
+            let dcN: Tensor? = kind == .lstm ? rng.uniformTensor([B, H], low: -1, high: 1) : nil
+            for reverse in [false, true] {
+                func run(_ execution: FusedSequence.Execution) -> [Tensor] {
+                    let f = FusedSequence.forward(kind: kind, x: x, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh,
+                                                  h0: h0, c0: c0, lengths: lengths, reverse: reverse, saveForBackward: true,
+                                                  execution: execution)
+                    let inference = FusedSequence.forward(kind: kind, x: x, weightIH: wih, weightHH: whh, biasIH: bih,
+                                                          biasHH: bhh, h0: h0, c0: c0, lengths: lengths, reverse: reverse,
+                                                          saveForBackward: false, execution: execution)
+                    #expect(inference.output == f.output && inference.hN == f.hN)
+                    let g = FusedSequence.gradients(f.context!, dOutput: dy, dhN: dhN, dcN: dcN, inputGradient: true)
+                    return [f.output, f.hN, f.cN ?? Tensor(zeros: [0]), g.dx!, g.dWeightIH, g.dWeightHH, g.dBiasIH,
+                            g.dBiasHH, g.dh0, g.dc0 ?? Tensor(zeros: [0])]
+                }
+                let baseline = run(.init(split: WorkSplit.none, packedProducts: false))
+                for split in [WorkSplit.none, .rows(parts: 2), .units(parts: 2)] {
+                    for packed in [false, true] {
+                        let results = run(.init(split: split, packedProducts: packed))
+                        for (k, (a, b)) in zip(results, baseline).enumerated() {
+                            let scale = max(1, b.data.map(abs).max() ?? 0)
+                            #expect(a.maxAbsDifference(b) <= 1e-5 * scale,
+                                    "B=\(B) reverse=\(reverse) \(split) packed=\(packed): result \(k) differs by \(a.maxAbsDifference(b))")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The packed-panel product against a plain loop, for ragged sizes, both packings and modes.
+    @Test func packedProductMatchesLoop() {
+        var rng = RandomGenerator(seed: 4)
+        for (m, n, k) in [(1, 1, 1), (3, 33, 5), (9, 64, 7), (13, 70, 31), (1, 96, 40), (17, 31, 2)] {
+            for transposed in [false, true] {
+                for accumulate in [false, true] {
+                    let b = (0..<(n * k)).map { _ in rng.uniform(-1, 1) }   // B [k, n], or Wᵀ with W [n, k]
+                    let a = (0..<(m * k)).map { _ in rng.uniform(-1, 1) }
+                    let c0 = (0..<(m * n)).map { _ in rng.uniform(-1, 1) }
+                    var packed = [Float](repeating: .nan, count: ck_packed_size(k, n))
+                    ck_pack(k, n, b, transposed ? k : n, transposed ? 1 : 0, &packed)
+                    var c = c0
+                    ck_gemm_packed(m, k, a, k, packed, 0, (n + 31) / 32, n, &c, n, accumulate ? 1 : 0)
+                    var worst: Float = 0
+                    for i in 0..<m { for j in 0..<n {
+                        var s: Double = accumulate ? Double(c0[i * n + j]) : 0
+                        for kk in 0..<k { s += Double(a[i * k + kk]) * Double(transposed ? b[j * k + kk] : b[kk * n + j]) }
+                        worst = max(worst, abs(c[i * n + j] - Float(s)))
+                    } }
+                    #expect(worst <= 1e-5, "m=\(m) n=\(n) k=\(k) transposed=\(transposed) accumulate=\(accumulate): \(worst)")
+                }
+            }
+        }
+    }
+
+    /// The matrix-vector kernel (dot products of rows, reduced 16 rows at a time) against a loop.
+    @Test func rowProductsMatchLoop() {
+        var rng = RandomGenerator(seed: 8)
+        for (rows, k) in [(1, 1), (15, 17), (16, 16), (33, 40), (48, 7)] {
+            let ld = k + 3
+            let w = (0..<(rows * ld)).map { _ in rng.uniform(-1, 1) }
+            let x = (0..<k).map { _ in rng.uniform(-1, 1) }
+            for accumulate in [false, true] {
+                let y0 = (0..<rows).map { _ in rng.uniform(-1, 1) }
+                var y = y0
+                ck_gemv_rows(rows, k, w, ld, x, &y, accumulate ? 1 : 0)
+                for r in 0..<rows {
+                    var s: Double = accumulate ? Double(y0[r]) : 0
+                    for kk in 0..<k { s += Double(w[r * ld + kk]) * Double(x[kk]) }
+                    #expect(abs(Double(y[r]) - s) <= 1e-5, "rows=\(rows) k=\(k) row \(r): \(y[r]) vs \(s)")
+                }
+            }
+        }
+    }
+
+    /// The whole-sequence products (split over threads when large) against `matmul`.
+    @Test func sequenceProductsMatchMatmul() {
+        var rng = RandomGenerator(seed: 12)
+        let m = 100, n = 96, k = 200
+        let a = rng.uniformTensor([m, k], low: -1, high: 1)
+        let w = rng.uniformTensor([n, k], low: -1, high: 1), bias = rng.uniformTensor([n], low: -1, high: 1)
+        let v = rng.uniformTensor([k, n], low: -1, high: 1)
+        var expectedLinear = matmul(a, w, transposeB: true)
+        for i in 0..<m { for j in 0..<n { expectedLinear[i, j] += bias[j] } }
+        let expectedProduct = matmul(a, v)
+        for packed in [false, true] {
+            var linear = [Float](repeating: 0, count: m * n), product = linear
+            a.data.withUnsafeBufferPointer { pa in w.data.withUnsafeBufferPointer { pw in v.data.withUnsafeBufferPointer { pv in
+            bias.data.withUnsafeBufferPointer { pb in
+                linear.withUnsafeMutableBufferPointer {
+                    SequenceMatmul.linear(m: m, n: n, k: k, a: pa.start, lda: k, weight: pw.start, bias: pb.start,
+                                          out: $0.start, packed: packed)
+                }
+                product.withUnsafeMutableBufferPointer {
+                    SequenceMatmul.multiply(m: m, n: n, k: k, a: pa.start, lda: k, weight: pv.start, out: $0.start, packed: packed)
+                }
+            } } } }
+            #expect(Tensor(shape: [m, n], data: linear).maxAbsDifference(expectedLinear) <= 1e-4)
+            #expect(Tensor(shape: [m, n], data: product).maxAbsDifference(expectedProduct) <= 1e-4)
+        }
+    }
+
+    /// The polynomial exp/sigmoid/tanh of the kernels against Double libm.
+    @Test func vectorMathIsAccurate() {
+        let n = 400_001
+        let xs = (0..<n).map { Float(-20 + 40 * Double($0) / Double(n - 1)) }
+        var ys = [Float](repeating: 0, count: n)
+        func worst(_ f: (Double) -> Double) -> Double {
+            zip(xs, ys).map { x, y in
+                let e = f(Double(x))
+                return abs(Double(y) - e) / max(abs(e), 1e-30)
+            }.max()!
+        }
+        ck_sigmoid(n, xs, &ys)
+        let sigmoidError = worst { 1 / (1 + Foundation.exp(-$0)) }
+        ck_tanh(n, xs, &ys)
+        let tanhError = worst { Foundation.tanh($0) }
+        let wide = xs.map { $0 * 4 }   // [-80, 80]
+        ck_exp(n, wide, &ys)
+        let expError = zip(wide, ys).map { x, y in abs(Double(y) - Foundation.exp(Double(x))) / Foundation.exp(Double(x)) }.max()!
+        #expect(sigmoidError <= 2e-7, "sigmoid max relative error \(sigmoidError)")
+        #expect(tanhError <= 2e-7, "tanh max relative error \(tanhError)")
+        #expect(expError <= 2e-7, "exp max relative error \(expError)")
+        // Saturation and the ends of the clamp stay finite and ordered.
+        var big = [Float](repeating: 0, count: 4)
+        ck_tanh(4, [-100, 100, 0, -0.0], &big)
+        #expect(big == [-1, 1, 0, 0])
+        ck_sigmoid(2, [-200, 200], &big)
+        #expect(big[0] >= 0 && big[0] < 1e-37 && big[1] == 1)
+    }
+}
+
+private func maxDifference(_ a: [Float], _ b: [Double]) -> Double {
+    precondition(a.count == b.count)
+    return zip(a, b).map { abs(Double($0) - $1) }.max() ?? 0
+}
