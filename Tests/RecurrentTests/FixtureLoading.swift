@@ -18,8 +18,7 @@ struct Fixture {
             throw RecurrentError.invalidFile("test bundle has no Fixtures folder")
         }
         let path = folder.appendingPathComponent(name + ".safetensors").path
-        let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-        (tensors, metadata) = try Fixture.parseSafeTensors([UInt8](bytes), source: path)
+        (tensors, metadata) = try SafeTensors.read(path: path)
         self.name = name
     }
 
@@ -43,49 +42,20 @@ struct Fixture {
         return v
     }
 
+    /// A metadata value parsed as an Int (`"4"`).
+    func integer(_ key: String) -> Int {
+        guard let s = metadata[key], let v = Int(s) else {
+            preconditionFailure("\(name): metadata '\(key)' missing or not an integer")
+        }
+        return v
+    }
+
     /// A metadata value written by Python's repr of a bool (`"True"` / `"False"`).
     func bool(_ key: String) -> Bool {
         guard let s = metadata[key], s == "True" || s == "False" else {
             preconditionFailure("\(name): metadata '\(key)' missing or not a bool")
         }
         return s == "True"
-    }
-
-    /// safetensors: u64 little-endian header length N, N bytes of JSON header, then raw
-    /// little-endian data; only F32 tensors occur in the fixtures.
-    private static func parseSafeTensors(_ bytes: [UInt8], source: String)
-        throws -> ([String: Tensor], [String: String])
-    {
-        guard bytes.count >= 8 else { throw RecurrentError.invalidFile("\(source): too short") }
-        var headerLength = 0
-        for i in 0..<8 { headerLength |= Int(bytes[i]) << (8 * i) }
-        guard 8 + headerLength <= bytes.count,
-              let header = try JSONSerialization.jsonObject(with: Data(bytes[8..<(8 + headerLength)]))
-                as? [String: Any]
-        else { throw RecurrentError.invalidFile("\(source): bad header") }
-        let dataStart = 8 + headerLength
-        var tensors: [String: Tensor] = [:]
-        var metadata: [String: String] = [:]
-        for (key, value) in header {
-            if key == "__metadata__" {
-                metadata = value as? [String: String] ?? [:]
-                continue
-            }
-            guard let entry = value as? [String: Any], entry["dtype"] as? String == "F32",
-                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int],
-                  offsets.count == 2, offsets[1] - offsets[0] == 4 * shape.reduce(1, *),
-                  dataStart + offsets[1] <= bytes.count
-            else { throw RecurrentError.invalidFile("\(source): bad entry '\(key)'") }
-            var data = [Float](repeating: 0, count: shape.reduce(1, *))
-            for i in data.indices {
-                let p = dataStart + offsets[0] + 4 * i
-                let bits = UInt32(bytes[p]) | UInt32(bytes[p + 1]) << 8
-                    | UInt32(bytes[p + 2]) << 16 | UInt32(bytes[p + 3]) << 24
-                data[i] = Float(bitPattern: bits)
-            }
-            tensors[key] = Tensor(shape: shape, data: data)
-        }
-        return (tensors, metadata)
     }
 }
 
