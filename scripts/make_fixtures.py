@@ -304,6 +304,51 @@ def make_cross_entropy(seed):
     return save("cross_entropy", t, meta)
 
 
+# ---------------------------------------------------------------- character language model
+class CharLM(torch.nn.Module):
+    """The checkpoint layout of `recurrent train`: Embedding -> RNN/LSTM/GRU (batch_first) -> Linear."""
+
+    def __init__(self, cell, V, E, H, L, nonlinearity="tanh"):
+        super().__init__()
+        self.embedding = torch.nn.Embedding(V, E)
+        if cell == "lstm":
+            self.rnn = torch.nn.LSTM(E, H, L, batch_first=True)
+        elif cell == "gru":
+            self.rnn = torch.nn.GRU(E, H, L, batch_first=True)
+        else:
+            self.rnn = torch.nn.RNN(E, H, L, nonlinearity=nonlinearity, batch_first=True)
+        self.head = torch.nn.Linear(H, V)
+
+    def forward(self, idx):
+        out, _ = self.rnn(self.embedding(idx))
+        return self.head(out)
+
+
+def make_language_model(cell, seed, nonlinearity="tanh"):
+    """A checkpoint directory written from PyTorch (config.json + model.safetensors) and the logits
+    PyTorch computes for a [B, T] batch of indices: Recurrent must load it and give the same logits."""
+    torch.manual_seed(seed)
+    vocab = ["\n", " ", "a", "b", "c", "é", "!"]
+    V, E, H, L, Bq, Tq = len(vocab), 5, 6, 2, 2, 7
+    model = CharLM(cell, V, E, H, L, nonlinearity)
+    name = f"charlm_{cell}" + (f"_{nonlinearity}" if cell == "rnn" else "")
+    directory = os.path.join(OUT, name)
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, "model.safetensors")
+    save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, path)
+    config = {"cell": cell, "embedding_size": E, "hidden_size": H, "num_layers": L, "vocab": vocab}
+    if cell == "rnn":
+        config["nonlinearity"] = nonlinearity
+    with open(os.path.join(directory, "config.json"), "w", encoding="utf-8") as f:
+        json.dump(config, f, ensure_ascii=False, indent=1)
+    idx = torch.randint(0, V, (Bq, Tq))
+    with torch.no_grad():
+        logits = model(idx)                                  # [B, T, V]
+    expected = save(name + "_expected", {"input.indices": idx.to(torch.float32), "output.logits": logits},
+                    {"layout": "indices [B, T] batch-first; logits [B, T, V]", "checkpoint": name})
+    return [path, expected]
+
+
 def main():
     os.makedirs(OUT, exist_ok=True)
     paths = []
@@ -317,6 +362,9 @@ def main():
     for seed, (name, cls, kwargs) in enumerate(OPTIMIZERS):
         paths.append(make_optimizer(name, cls, kwargs, 400 + seed))
     paths.append(make_cross_entropy(500))
+    paths += make_language_model("lstm", 600)
+    paths += make_language_model("gru", 601)
+    paths += make_language_model("rnn", 602, "relu")
     total = sum(os.path.getsize(p) for p in paths)
     for p in paths:
         print(f"{os.path.getsize(p):7d}  {os.path.relpath(p, ROOT)}")
