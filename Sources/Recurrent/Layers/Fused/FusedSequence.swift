@@ -44,15 +44,15 @@ public enum FusedSequence {
 
     /// How a sequence is executed; tests force each variant, callers use `automatic`.
     struct Execution: Sendable {
-        /// The thread split, or nil to choose from the sizes and `BLAS.threads`.
+        /// The thread split, or nil to choose from the sizes and the thread count.
         var split: WorkSplit?
         /// Whether the per-step products may use the packed AVX-512 kernel (else BLAS).
         var packedProducts: Bool
 
-        static let automatic = Execution(split: nil, packedProducts: RecurrentProduct.packedKernelIsFast)
+        static let automatic = Execution(split: nil, packedProducts: StepProduct.packedKernelIsFast)
 
-        func split(batch: Int, hidden: Int, gates: Int) -> WorkSplit {
-            split ?? WorkSplit.choose(batch: batch, hidden: hidden, gates: gates, threads: BLAS.threads)
+        func split(batch: Int, hidden: Int, gates: Int, threads: Int) -> WorkSplit {
+            split ?? WorkSplit.choose(batch: batch, hidden: hidden, gates: gates, threads: threads)
         }
     }
 
