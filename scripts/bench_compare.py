@@ -7,7 +7,7 @@ cells and thread count, so both sides see similar machine conditions. After all 
 one line per (config, cell, mode, threads): the median over rounds of each side's median step
 time, the ratio torch/ours (> 1: we are faster), our GFLOP/s and its share of the machine's
 256 GFLOP/s fp32 peak, and flags for rows either side measured while other processes used the
-machine (`status: contended`).
+machine (`status: contended`). Contended rounds are left out of a row that has clean ones.
 
 usage: python3 scripts/bench_compare.py [shared-dir] [--configs C1,C3] [--cells rnn,lstm,gru]
            [--threads 1,2] [--rounds 3] [--binary .build/release/recurrent] [--jsonl out.jsonl]
@@ -71,20 +71,24 @@ def main():
 
     header = (f"{'config':6} {'cell':5} {'mode':5} {'thr':>3} {'ours ms':>9} {'torch ms':>9} {'torch/ours':>10} "
               f"{'our GFLOP/s':>11} {'of peak':>7}  flags")
-    print(header)
+    print(header, flush=True)
     print("-" * len(header))
     order = {c: i for i, c in enumerate(configs)}
     for key in sorted(results, key=lambda k: (k[3], order.get(k[0], 99), k[1], k[2])):
         config, cell, mode, t = key
         ours, torch = results[key]["ours"], results[key]["torch"]
+        flags = []
+        # Rounds measured while other processes used the machine are dropped when the same row
+        # has clean rounds; a row with no clean round keeps them all and is flagged.
+        def usable(rows, side):
+            clean = [r for r in rows if r.get("status") != "contended"]
+            if rows and not clean:
+                flags.append(f"{side} contended")
+            return clean or rows
+        ours, torch = usable(ours, "ours"), usable(torch, "torch")
         ours_ms = statistics.median(r["median_ms"] for r in ours) if ours else None
         torch_ms = statistics.median(r["median_ms"] for r in torch) if torch else None
         gflops = statistics.median(r["gflops"] for r in ours) if ours else None
-        flags = []
-        if any(r.get("status") == "contended" for r in torch):
-            flags.append("torch contended")
-        if any(r.get("status") == "contended" for r in ours):
-            flags.append("ours contended")
         if not torch:
             flags.append("no torch row")
 
