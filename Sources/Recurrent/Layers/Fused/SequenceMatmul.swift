@@ -16,15 +16,16 @@ enum SequenceMatmul {
 
     /// `out[m, n] = bias + A[m, k]·Wᵀ` for `W [n, k]` (row-major; `bias [n]` added to every row,
     /// then the product, as PyTorch's `addmm` does). `out` has row stride n. Below 256 rows
-    /// packing `W` costs more than it saves, so BLAS runs.
+    /// packing `W` costs more than it saves, so BLAS runs, each thread on a slice of the output
+    /// columns (the rows of `W` it reads).
     static func linear(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, weight: UnsafePointer<Float>,
                        bias: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, packed usePacked: Bool,
                        threads: Int) {
         if m == 0 || n == 0 { return }
         guard usePacked && StepProduct.packedKernelIsFast && m >= 256 else {
-            let job = BLASRowJob(a: a, lda: lda, b: weight, k: k, n: n, transposeB: true, out: out, bias: bias)
-            let parts = min(parts(m, n, k, threads: threads), max(1, m / 8))
-            runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 8)) }
+            let job = BLASColumnJob(m: m, n: n, k: k, a: a, lda: lda, weight: weight, bias: bias, out: out)
+            let parts = min(parts(m, n, k, threads: threads), max(1, n / 16))
+            runParts(parts) { p in job.run(columns: WorkSplit.slice(p, of: parts, count: n, quantum: 16)) }
             return
         }
         let packed = Workspace<Float>(count: ck_packed_size(k, n))
@@ -39,7 +40,7 @@ enum SequenceMatmul {
                          out: UnsafeMutablePointer<Float>, packed usePacked: Bool, threads: Int) {
         if m == 0 || n == 0 { return }
         guard usePacked && StepProduct.packedKernelIsFast else {
-            let job = BLASRowJob(a: a, lda: lda, b: weight, k: k, n: n, transposeB: false, out: out, bias: nil)
+            let job = BLASRowJob(a: a, lda: lda, b: weight, k: k, n: n, out: out)
             let parts = min(parts(m, n, k, threads: threads), max(1, m / 8))
             runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 8)) }
             return
@@ -80,20 +81,34 @@ private struct RowJob: @unchecked Sendable {
     }
 }
 
-/// One thread's rows of `out = [bias +] A·op(B)` with BLAS.
+/// One thread's rows of `out = A·B` with BLAS.
 private struct BLASRowJob: @unchecked Sendable {
     let a: UnsafePointer<Float>, lda: Int
     let b: UnsafePointer<Float>, k: Int, n: Int
-    let transposeB: Bool
     let out: UnsafeMutablePointer<Float>
-    let bias: UnsafePointer<Float>?
 
     func run(rows: Range<Int>) {
         if rows.isEmpty { return }
         let r0 = rows.lowerBound
-        if let bias { ck_fill_rows(rows.count, n, bias, out + r0 * n) }
-        BLAS.gemm(transA: false, transB: transposeB, m: rows.count, n: n, k: k, a: a + r0 * lda, lda: lda,
-                  b: b, ldb: transposeB ? k : n, beta: bias == nil ? 0 : 1, c: out + r0 * n, ldc: n)
+        BLAS.gemm(transA: false, transB: false, m: rows.count, n: n, k: k, a: a + r0 * lda, lda: lda,
+                  b: b, ldb: n, beta: 0, c: out + r0 * n, ldc: n)
+    }
+}
+
+/// One thread's columns of `out = bias + A·Wᵀ` with BLAS.
+private struct BLASColumnJob: @unchecked Sendable {
+    let m: Int, n: Int, k: Int
+    let a: UnsafePointer<Float>, lda: Int
+    let weight: UnsafePointer<Float>
+    let bias: UnsafePointer<Float>
+    let out: UnsafeMutablePointer<Float>
+
+    func run(columns: Range<Int>) {
+        if columns.isEmpty { return }
+        let c0 = columns.lowerBound
+        ck_copy_rows(m, columns.count, bias + c0, 0, out + c0, n)
+        BLAS.gemm(transA: false, transB: true, m: m, n: columns.count, k: k, a: a, lda: lda,
+                  b: weight + c0 * k, ldb: k, beta: 1, c: out + c0, ldc: n)
     }
 }
 
