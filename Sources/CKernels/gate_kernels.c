@@ -72,9 +72,24 @@ CK_KERNEL void ck_tanh(long n, const float *restrict x, float *restrict y) {
 }
 
 // ---------------------------------------------------------------- forward
+// Each row loop is written once as an inline function and instantiated with and without the
+// input bias (`hb`), so the inner loops carry no branch. The input-side pre-activation is
+// `xp + b_ih` when the bias is separate and `xp` when the projection already includes it; the
+// sum (W_hh h + b_hh) + (W_ih x + b_ih) keeps PyTorch's order either way.
+
+CK_INLINE void ck_rnn_forward_row(long U, int relu, const float *restrict g, const float *restrict bhh,
+                                  const float *restrict bih, const float *restrict x, float *restrict hn,
+                                  float *restrict o, int hb) {
+    for (long j = 0; j < U; j++) {
+        float a = (g[j] + bhh[j]) + (hb ? x[j] + bih[j] : x[j]);
+        float h = relu ? (a > 0 ? a : 0) : ck_tanhf(a);
+        hn[j] = h;
+        o[j] = h;
+    }
+}
 
 CK_KERNEL void ck_rnn_forward(const ck_block *s, int relu, const float *restrict gh,
-                              const float *restrict bhh, const float *restrict xp,
+                              const float *restrict bhh, const float *restrict bih, const float *restrict xp,
                               const float *restrict hPrev, float *restrict hNext, float *restrict out) {
     const long U = s->units, H = s->hidden, L = s->ldGate;
     for (long b = 0; b < s->rows; b++) {
@@ -86,24 +101,42 @@ CK_KERNEL void ck_rnn_forward(const ck_block *s, int relu, const float *restrict
             continue;
         }
         if (relu) {
-            for (long j = 0; j < U; j++) {
-                float a = (g[j] + bhh[j]) + x[j];
-                float h = a > 0 ? a : 0;
-                hn[j] = h;
-                o[j] = h;
-            }
+            if (bih) ck_rnn_forward_row(U, 1, g, bhh, bih, x, hn, o, 1);
+            else ck_rnn_forward_row(U, 1, g, bhh, NULL, x, hn, o, 0);
         } else {
-            for (long j = 0; j < U; j++) {
-                float h = ck_tanhf((g[j] + bhh[j]) + x[j]);
-                hn[j] = h;
-                o[j] = h;
-            }
+            if (bih) ck_rnn_forward_row(U, 0, g, bhh, bih, x, hn, o, 1);
+            else ck_rnn_forward_row(U, 0, g, bhh, NULL, x, hn, o, 0);
         }
     }
 }
 
+CK_INLINE void ck_lstm_forward_row(long U, long H, const float *restrict g, const float *restrict bhh,
+                                   const float *restrict bih, const float *restrict x, const float *restrict cp,
+                                   float *restrict cn, float *restrict hn, float *restrict o, float *restrict a,
+                                   int hb) {
+    for (long j = 0; j < U; j++) {
+        float xi = hb ? x[j] + bih[j] : x[j];
+        float xf = hb ? x[H + j] + bih[H + j] : x[H + j];
+        float xg = hb ? x[2 * H + j] + bih[2 * H + j] : x[2 * H + j];
+        float xo = hb ? x[3 * H + j] + bih[3 * H + j] : x[3 * H + j];
+        float i = ck_sigmoidf((g[j] + bhh[j]) + xi);
+        float f = ck_sigmoidf((g[H + j] + bhh[H + j]) + xf);
+        float c = ck_tanhf((g[2 * H + j] + bhh[2 * H + j]) + xg);
+        float u = ck_sigmoidf((g[3 * H + j] + bhh[3 * H + j]) + xo);
+        float cy = f * cp[j] + i * c;
+        float hy = u * ck_tanhf(cy);
+        a[j] = i;
+        a[H + j] = f;
+        a[2 * H + j] = c;
+        a[3 * H + j] = u;
+        cn[j] = cy;
+        hn[j] = hy;
+        o[j] = hy;
+    }
+}
+
 CK_KERNEL void ck_lstm_forward(const ck_block *s, const float *restrict gh, const float *restrict bhh,
-                               const float *restrict xp, const float *restrict hPrev,
+                               const float *restrict bih, const float *restrict xp, const float *restrict hPrev,
                                const float *restrict cPrev, float *restrict hNext, float *restrict cNext,
                                float *restrict out, float *restrict gates) {
     const long U = s->units, H = s->hidden, L = s->ldGate;
@@ -116,27 +149,37 @@ CK_KERNEL void ck_lstm_forward(const ck_block *s, const float *restrict gh, cons
             memset(o, 0, (size_t)U * sizeof(float));
             continue;
         }
-        for (long j = 0; j < U; j++) {
-            float i = ck_sigmoidf((g[j] + bhh[j]) + x[j]);
-            float f = ck_sigmoidf((g[H + j] + bhh[H + j]) + x[H + j]);
-            float c = ck_tanhf((g[2 * H + j] + bhh[2 * H + j]) + x[2 * H + j]);
-            float u = ck_sigmoidf((g[3 * H + j] + bhh[3 * H + j]) + x[3 * H + j]);
-            float cy = f * cp[j] + i * c;
-            float hy = u * ck_tanhf(cy);
-            a[j] = i;
-            a[H + j] = f;
-            a[2 * H + j] = c;
-            a[3 * H + j] = u;
-            cn[j] = cy;
-            hn[j] = hy;
-            o[j] = hy;
-        }
+        if (bih) ck_lstm_forward_row(U, H, g, bhh, bih, x, cp, cn, hn, o, a, 1);
+        else ck_lstm_forward_row(U, H, g, bhh, NULL, x, cp, cn, hn, o, a, 0);
+    }
+}
+
+CK_INLINE void ck_gru_forward_row(long U, long H, const float *restrict g, const float *restrict bhh,
+                                  const float *restrict bih, const float *restrict x, const float *restrict hp,
+                                  float *restrict hn, float *restrict o, float *restrict a, float *restrict gn,
+                                  int hb) {
+    for (long j = 0; j < U; j++) {
+        float xr = hb ? x[j] + bih[j] : x[j];
+        float xz = hb ? x[H + j] + bih[H + j] : x[H + j];
+        float xn = hb ? x[2 * H + j] + bih[2 * H + j] : x[2 * H + j];
+        float r = ck_sigmoidf(xr + (g[j] + bhh[j]));
+        float z = ck_sigmoidf(xz + (g[H + j] + bhh[H + j]));
+        float hnGate = g[2 * H + j] + bhh[2 * H + j];
+        float n = ck_tanhf(xn + r * hnGate);
+        float hy = (hp[j] - n) * z + n;
+        a[j] = r;
+        a[H + j] = z;
+        a[2 * H + j] = n;
+        gn[j] = hnGate;
+        hn[j] = hy;
+        o[j] = hy;
     }
 }
 
 CK_KERNEL void ck_gru_forward(const ck_block *s, const float *restrict gh, const float *restrict bhh,
-                              const float *restrict xp, const float *restrict hPrev, float *restrict hNext,
-                              float *restrict out, float *restrict gates, float *restrict ghn) {
+                              const float *restrict bih, const float *restrict xp, const float *restrict hPrev,
+                              float *restrict hNext, float *restrict out, float *restrict gates,
+                              float *restrict ghn) {
     const long U = s->units, H = s->hidden, L = s->ldGate;
     for (long b = 0; b < s->rows; b++) {
         const float *g = gh + b * L, *x = xp + b * L, *hp = hPrev + b * s->ldPrev;
@@ -146,19 +189,8 @@ CK_KERNEL void ck_gru_forward(const ck_block *s, const float *restrict gh, const
             memset(o, 0, (size_t)U * sizeof(float));
             continue;
         }
-        for (long j = 0; j < U; j++) {
-            float r = ck_sigmoidf(x[j] + (g[j] + bhh[j]));
-            float z = ck_sigmoidf(x[H + j] + (g[H + j] + bhh[H + j]));
-            float hnGate = g[2 * H + j] + bhh[2 * H + j];
-            float n = ck_tanhf(x[2 * H + j] + r * hnGate);
-            float hy = (hp[j] - n) * z + n;
-            a[j] = r;
-            a[H + j] = z;
-            a[2 * H + j] = n;
-            gn[j] = hnGate;
-            hn[j] = hy;
-            o[j] = hy;
-        }
+        if (bih) ck_gru_forward_row(U, H, g, bhh, bih, x, hp, hn, o, a, gn, 1);
+        else ck_gru_forward_row(U, H, g, bhh, NULL, x, hp, hn, o, a, gn, 0);
     }
 }
 

@@ -15,9 +15,9 @@
 #endif
 #define CK_INLINE static inline __attribute__((always_inline))
 #define PANEL CK_PANEL_WIDTH
-#ifndef CK_PREFETCH_FLOATS
-#define CK_PREFETCH_FLOATS 256
-#endif
+// How far ahead in a row ck_gemv_rows prefetches (4 cache lines): the 16 rows it reads at once
+// are too many streams for the hardware prefetchers.
+#define CK_PREFETCH_FLOATS 64
 
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
 
@@ -118,10 +118,10 @@ CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const fl
         }
         return;
     }
-    // Chunks of rows (about 16 KB of A) outside, panels inside, 8-row blocks innermost: the
-    // chunk of A stays in L1 while each panel is read from L2 once per chunk and reused from L1
-    // by the chunk's row blocks.
-    long chunk = (16384 / (4 * (k > 0 ? k : 1))) & ~7L;
+    // Chunks of rows (up to 128 KB of A) outside, panels inside, 8-row blocks innermost: each
+    // panel is read from memory (or L2) once per chunk and reused from L1/L2 by the chunk's row
+    // blocks, while the chunk of A stays in L2.
+    long chunk = (131072 / (4 * (k > 0 ? k : 1))) & ~7L;
     if (chunk < 8) chunk = 8;
     for (long r0 = 0; r0 < m; r0 += chunk) {
         long r1 = r0 + chunk < m ? r0 + chunk : m;

@@ -79,13 +79,12 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
          FusedCase(kind: kind, reverse: false, lengths: [5, 2, 0, 4], batch: 4),
          FusedCase(kind: kind, reverse: true, lengths: [5, 2, 0, 4], batch: 4),
          FusedCase(kind: kind, reverse: true, lengths: [3], batch: 1),
+         FusedCase(kind: kind, reverse: true, lengths: [5, 2, 0, 4, 1, 3, 5, 5], batch: 8),
          FusedCase(kind: kind, reverse: false, lengths: nil, batch: 1)]
     }
 }
 
-/// Serialized: `GradientMode` is one global flag, and `gradientCheck`'s finite-difference passes
-/// turn recording off, which would race with another case's analytic pass.
-@Suite(.serialized) struct FusedSequenceTests {
+@Suite struct FusedSequenceTests {
     /// Forward values and every gradient against the Double scalar reference; the reference's
     /// gradients are central differences of L = Σ wY⊙y + Σ wH⊙h_N + Σ wC⊙c_N (Double, ε = 1e-5).
     @Test(arguments: FusedCase.all)
@@ -209,7 +208,7 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
     @Test(arguments: CellKind.allCases)
     func executionVariantsAgree(_ kind: CellKind) {
         let T = 3, I = 5, H = 64, G = kind.gateCount
-        for (B, lengths) in [(5, [3, 1, 0, 2, 3] as [Int]?), (1, nil)] {
+        for (B, lengths) in [(5, [3, 1, 0, 2, 3] as [Int]?), (9, [3, 1, 0, 2, 3, 3, 1, 2, 3]), (1, nil)] {
             var rng = RandomGenerator(seed: 21)
             let x = rng.uniformTensor([T, B, I], low: -1, high: 1)
             let wih = rng.uniformTensor([G * H, I], low: -0.3, high: 0.3), whh = rng.uniformTensor([G * H, H], low: -0.3, high: 0.3)
@@ -291,30 +290,41 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         }
     }
 
-    /// The whole-sequence products (split over threads when large) against `matmul`.
+    /// The whole-sequence products (split over one and two threads) against `matmul`.
     @Test func sequenceProductsMatchMatmul() {
         var rng = RandomGenerator(seed: 12)
-        let m = 100, n = 96, k = 200
+        let m = 300, n = 96, k = 200
         let a = rng.uniformTensor([m, k], low: -1, high: 1)
         let w = rng.uniformTensor([n, k], low: -1, high: 1), bias = rng.uniformTensor([n], low: -1, high: 1)
         let v = rng.uniformTensor([k, n], low: -1, high: 1)
+        let u = rng.uniformTensor([m, n], low: -1, high: 1)
         var expectedLinear = matmul(a, w, transposeB: true)
         for i in 0..<m { for j in 0..<n { expectedLinear[i, j] += bias[j] } }
         let expectedProduct = matmul(a, v)
-        for packed in [false, true] {
-            var linear = [Float](repeating: 0, count: m * n), product = linear
-            a.data.withUnsafeBufferPointer { pa in w.data.withUnsafeBufferPointer { pw in v.data.withUnsafeBufferPointer { pv in
-            bias.data.withUnsafeBufferPointer { pb in
-                linear.withUnsafeMutableBufferPointer {
-                    SequenceMatmul.linear(m: m, n: n, k: k, a: pa.start, lda: k, weight: pw.start, bias: pb.start,
-                                          out: $0.start, packed: packed)
-                }
-                product.withUnsafeMutableBufferPointer {
-                    SequenceMatmul.multiply(m: m, n: n, k: k, a: pa.start, lda: k, weight: pv.start, out: $0.start, packed: packed)
-                }
-            } } } }
-            #expect(Tensor(shape: [m, n], data: linear).maxAbsDifference(expectedLinear) <= 1e-4)
-            #expect(Tensor(shape: [m, n], data: product).maxAbsDifference(expectedProduct) <= 1e-4)
+        let expectedGradient = matmul(a, u, transposeA: true)   // [k, n] = aᵀ·u
+        for threads in [1, 2] {
+            for packed in [false, true] {
+                var linear = [Float](repeating: 0, count: m * n), product = linear
+                var gradient = [Float](repeating: 0, count: k * n)
+                a.data.withUnsafeBufferPointer { pa in w.data.withUnsafeBufferPointer { pw in v.data.withUnsafeBufferPointer { pv in
+                bias.data.withUnsafeBufferPointer { pb in u.data.withUnsafeBufferPointer { pu in
+                    linear.withUnsafeMutableBufferPointer {
+                        SequenceMatmul.linear(m: m, n: n, k: k, a: pa.start, lda: k, weight: pw.start, bias: pb.start,
+                                              out: $0.start, packed: packed, threads: threads)
+                    }
+                    product.withUnsafeMutableBufferPointer {
+                        SequenceMatmul.multiply(m: m, n: n, k: k, a: pa.start, lda: k, weight: pv.start, out: $0.start,
+                                                packed: packed, threads: threads)
+                    }
+                    gradient.withUnsafeMutableBufferPointer {
+                        SequenceMatmul.multiplyTransposedLeft(m: k, n: n, k: m, a: pa.start, lda: k, b: pu.start, ldb: n,
+                                                              out: $0.start, ldo: n, threads: threads)
+                    }
+                } } } } }
+                #expect(Tensor(shape: [m, n], data: linear).maxAbsDifference(expectedLinear) <= 1e-4)
+                #expect(Tensor(shape: [m, n], data: product).maxAbsDifference(expectedProduct) <= 1e-4)
+                #expect(Tensor(shape: [k, n], data: gradient).maxAbsDifference(expectedGradient) <= 1e-4)
+            }
         }
     }
 

@@ -42,21 +42,23 @@ void ck_sigmoid(long n, const float *x, float *y);
 void ck_tanh(long n, const float *x, float *y);
 
 // ---- forward steps ----
-// gh: h_{t-1}·W_hhᵀ without bias; bhh: b_hh (offset to the first unit); xp: x_t·W_ihᵀ + b_ih.
+// gh: h_{t-1}·W_hhᵀ without bias; bhh: b_hh (offset to the first unit); xp: x_t·W_ihᵀ, which
+// already includes b_ih when `bih` is NULL; otherwise the kernel adds `bih` (b_ih) to it.
 
-/// RNN: h_t = act((gh + b_hh) + xp), act = tanh or relu (`relu` != 0).
-void ck_rnn_forward(const ck_block *s, int relu, const float *gh, const float *bhh, const float *xp,
-                    const float *hPrev, float *hNext, float *out);
+/// RNN: h_t = act((gh + b_hh) + (xp [+ b_ih])), act = tanh or relu (`relu` != 0).
+void ck_rnn_forward(const ck_block *s, int relu, const float *gh, const float *bhh, const float *bih,
+                    const float *xp, const float *hPrev, float *hNext, float *out);
 
-/// LSTM: gates = (gh + b_hh) + xp; i, f, o = σ, g = tanh; c_t = f⊙c_{t-1} + i⊙g; h_t = o⊙tanh(c_t).
-/// `gates` receives the activated i|f|g|o.
-void ck_lstm_forward(const ck_block *s, const float *gh, const float *bhh, const float *xp,
+/// LSTM: gates = (gh + b_hh) + (xp [+ b_ih]); i, f, o = σ, g = tanh; c_t = f⊙c_{t-1} + i⊙g;
+/// h_t = o⊙tanh(c_t). `gates` receives the activated i|f|g|o.
+void ck_lstm_forward(const ck_block *s, const float *gh, const float *bhh, const float *bih, const float *xp,
                      const float *hPrev, const float *cPrev, float *hNext, float *cNext, float *out,
                      float *gates);
 
-/// GRU: with gh' = gh + b_hh: r = σ(xp_r + gh'_r), z = σ(xp_z + gh'_z), n = tanh(xp_n + r⊙gh'_n),
-/// h_t = (h_{t-1} - n)⊙z + n. `gates` receives r|z|n, `ghn` [rows, H] receives gh'_n.
-void ck_gru_forward(const ck_block *s, const float *gh, const float *bhh, const float *xp,
+/// GRU: with gh' = gh + b_hh and xp' = xp [+ b_ih]: r = σ(xp'_r + gh'_r), z = σ(xp'_z + gh'_z),
+/// n = tanh(xp'_n + r⊙gh'_n), h_t = (h_{t-1} - n)⊙z + n. `gates` receives r|z|n, `ghn` [rows, H]
+/// receives gh'_n.
+void ck_gru_forward(const ck_block *s, const float *gh, const float *bhh, const float *bih, const float *xp,
                     const float *hPrev, float *hNext, float *out, float *gates, float *ghn);
 
 // ---- backward steps ----
@@ -112,6 +114,16 @@ void ck_gemm_panels(long m, long k, const float *a, long lda, const float *b, lo
 void ck_gemv_rows(long rows, long k, const float *w, long ldw, const float *x, float *y, int accumulate);
 /// Whether ck_gemm_packed runs its AVX-512 version (otherwise the platform BLAS is faster).
 int ck_packed_gemm_is_fast(void);
+
+// ---- thread team ----
+
+/// A part of a task: `part` in 0..<parts.
+typedef void (*ck_team_task)(void *context, long part);
+/// Runs task(context, p) for p in 0..<parts and returns when all are done. The calling thread and
+/// helper threads claim parts as they come free; helpers spin between tasks (so a hand-off per
+/// time step is cheap) and sleep after a few hundred microseconds without work. A call made while
+/// the team is busy (nested or from another thread) runs all parts on its own thread.
+void ck_team_run(long parts, ck_team_task task, void *context);
 
 #ifdef __cplusplus
 }

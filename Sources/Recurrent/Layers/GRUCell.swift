@@ -22,12 +22,8 @@ public final class GRUCell: RecurrentCell, CustomStringConvertible {
     /// A cell with PyTorch's default initialisation: `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`
     /// drawn in that order, each row-major from U(-1/√H, 1/√H).
     public convenience init(inputSize: Int, hiddenSize: Int, rng: inout RandomGenerator) {
-        precondition(inputSize > 0 && hiddenSize > 0, "GRUCell: sizes must be positive, got \(inputSize), \(hiddenSize)")
-        let h = hiddenSize
-        let wih = recurrentUniform([3 * h, inputSize], hiddenSize: h, name: "weight_ih", rng: &rng)
-        let whh = recurrentUniform([3 * h, h], hiddenSize: h, name: "weight_hh", rng: &rng)
-        let bih = recurrentUniform([3 * h], hiddenSize: h, name: "bias_ih", rng: &rng)
-        let bhh = recurrentUniform([3 * h], hiddenSize: h, name: "bias_hh", rng: &rng)
+        let (wih, whh, bih, bhh) = defaultCellParameters(gates: 3, inputSize: inputSize, hiddenSize: hiddenSize,
+                                                         cell: "GRUCell", rng: &rng)
         self.init(weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh)
     }
 

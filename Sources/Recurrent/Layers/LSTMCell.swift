@@ -29,12 +29,8 @@ public final class LSTMCell: RecurrentCell, CustomStringConvertible {
     /// A cell with PyTorch's default initialisation: `weight_ih`, `weight_hh`, `bias_ih`, `bias_hh`
     /// drawn in that order, each row-major from U(-1/√H, 1/√H).
     public convenience init(inputSize: Int, hiddenSize: Int, rng: inout RandomGenerator) {
-        precondition(inputSize > 0 && hiddenSize > 0, "LSTMCell: sizes must be positive, got \(inputSize), \(hiddenSize)")
-        let h = hiddenSize
-        let wih = recurrentUniform([4 * h, inputSize], hiddenSize: h, name: "weight_ih", rng: &rng)
-        let whh = recurrentUniform([4 * h, h], hiddenSize: h, name: "weight_hh", rng: &rng)
-        let bih = recurrentUniform([4 * h], hiddenSize: h, name: "bias_ih", rng: &rng)
-        let bhh = recurrentUniform([4 * h], hiddenSize: h, name: "bias_hh", rng: &rng)
+        let (wih, whh, bih, bhh) = defaultCellParameters(gates: 4, inputSize: inputSize, hiddenSize: hiddenSize,
+                                                         cell: "LSTMCell", rng: &rng)
         self.init(weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh)
     }
 

@@ -25,12 +25,8 @@ public final class RNNCell: RecurrentCell, CustomStringConvertible {
     /// drawn in that order, each row-major from U(-1/√H, 1/√H).
     public convenience init(inputSize: Int, hiddenSize: Int, nonlinearity: Nonlinearity = .tanh,
                             rng: inout RandomGenerator) {
-        precondition(inputSize > 0 && hiddenSize > 0, "RNNCell: sizes must be positive, got \(inputSize), \(hiddenSize)")
-        let h = hiddenSize
-        let wih = recurrentUniform([h, inputSize], hiddenSize: h, name: "weight_ih", rng: &rng)
-        let whh = recurrentUniform([h, h], hiddenSize: h, name: "weight_hh", rng: &rng)
-        let bih = recurrentUniform([h], hiddenSize: h, name: "bias_ih", rng: &rng)
-        let bhh = recurrentUniform([h], hiddenSize: h, name: "bias_hh", rng: &rng)
+        let (wih, whh, bih, bhh) = defaultCellParameters(gates: 1, inputSize: inputSize, hiddenSize: hiddenSize,
+                                                         cell: "RNNCell", rng: &rng)
         self.init(nonlinearity: nonlinearity, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh)
     }
 

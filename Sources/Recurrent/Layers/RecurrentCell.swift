@@ -100,6 +100,18 @@ func recurrentUniform(_ shape: [Int], hiddenSize: Int, name: String,
     return Variable(rng.uniformTensor(shape, low: -bound, high: bound), requiresGrad: true, name: name)
 }
 
+/// PyTorch's default cell initialisation: `weight_ih [G·H, I]`, `weight_hh [G·H, H]`, `bias_ih [G·H]`,
+/// `bias_hh [G·H]`, drawn in that order, each row-major from U(-1/√H, 1/√H).
+func defaultCellParameters(gates: Int, inputSize: Int, hiddenSize h: Int, cell: String,
+                           rng: inout RandomGenerator) -> (Variable, Variable, Variable, Variable) {
+    precondition(inputSize > 0 && h > 0, "\(cell): sizes must be positive, got \(inputSize), \(h)")
+    let wih = recurrentUniform([gates * h, inputSize], hiddenSize: h, name: "weight_ih", rng: &rng)
+    let whh = recurrentUniform([gates * h, h], hiddenSize: h, name: "weight_hh", rng: &rng)
+    let bih = recurrentUniform([gates * h], hiddenSize: h, name: "bias_ih", rng: &rng)
+    let bhh = recurrentUniform([gates * h], hiddenSize: h, name: "bias_hh", rng: &rng)
+    return (wih, whh, bih, bhh)
+}
+
 /// Checks the four parameters of a cell with G gates and returns (I, H).
 func validatedCellShapes(gates: Int, weightIH: Variable, weightHH: Variable,
                          biasIH: Variable, biasHH: Variable, cell: String) -> (inputSize: Int, hiddenSize: Int) {

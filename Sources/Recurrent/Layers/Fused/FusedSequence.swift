@@ -4,10 +4,15 @@ import CKernels
 /// hand-written backward pass.
 ///
 /// For `x [T, B, I]`, `W_ih [G·H, I]`, `W_hh [G·H, H]`, biases `[G·H]` and state `h0 [B, H]`
-/// (`c0 [B, H]` for LSTM), the forward pass computes the input projections of all steps in one
-/// matrix product `XP = X·W_ihᵀ + b_ih` (`[T·B, G·H]`), then per step one recurrent product
-/// `GH = h_{t-1}·W_hhᵀ` and one element-wise kernel for the gates (PyTorch's equations and
-/// addition order, see `CellKind`).
+/// (`c0 [B, H]` for LSTM), the forward pass computes per step the input projection
+/// `x_t·W_ihᵀ + b_ih` (for batches under 8 rows, all steps at once in one product
+/// `[T·B, I]·W_ihᵀ` first), one recurrent product `h_{t-1}·W_hhᵀ` and one element-wise kernel for
+/// the gates, with PyTorch's equations and addition order `(W_hh h + b_hh) + (W_ih x + b_ih)`
+/// (see `CellKind`). The backward pass is hand-written (see `gradients`).
+///
+/// Work is shared between `BLAS.threads` threads by batch rows or hidden units (`WorkSplit`);
+/// products run on packed AVX-512 kernels where available (`StepProduct`, `SequenceMatmul`),
+/// the gate non-linearities in vectorized C (`CKernels`).
 ///
 /// Masking: with `lengths`, step `t` leaves row `b` unchanged when `t >= lengths[b]` and writes
 /// zeros to its output row. `reverse` runs `t = T-1 … 0` with the same rule, so every sequence
@@ -44,15 +49,15 @@ public enum FusedSequence {
 
     /// How a sequence is executed; tests force each variant, callers use `automatic`.
     struct Execution: Sendable {
-        /// The thread split, or nil to choose from the sizes and `BLAS.threads`.
+        /// The thread split, or nil to choose from the sizes and the thread count.
         var split: WorkSplit?
         /// Whether the per-step products may use the packed AVX-512 kernel (else BLAS).
         var packedProducts: Bool
 
-        static let automatic = Execution(split: nil, packedProducts: RecurrentProduct.packedKernelIsFast)
+        static let automatic = Execution(split: nil, packedProducts: StepProduct.packedKernelIsFast)
 
-        func split(batch: Int, hidden: Int, gates: Int) -> WorkSplit {
-            split ?? WorkSplit.choose(batch: batch, hidden: hidden, gates: gates, threads: BLAS.threads)
+        func split(batch: Int, hidden: Int, gates: Int, threads: Int) -> WorkSplit {
+            split ?? WorkSplit.choose(batch: batch, hidden: hidden, gates: gates, threads: threads)
         }
     }
 

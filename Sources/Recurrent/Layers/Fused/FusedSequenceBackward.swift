@@ -25,13 +25,20 @@ extension FusedSequence {
     /// `[dW_ih | dW_hh] = dGᵀ·[X | H_prev]`, and one for `dX = dG·W_ih`. For GRU the hidden-side
     /// gradient `dGh` differs from `dG` in the n block (`dG_n ⊙ r`), so its weights take two products.
     static func gradients(_ ctx: Context, dOutput: Tensor?, dhN: Tensor?, dcN: Tensor?, inputGradient: Bool) -> Gradients {
+        withFusedThreads { threads in
+            gradients(ctx, dOutput: dOutput, dhN: dhN, dcN: dcN, inputGradient: inputGradient, threads: threads)
+        }
+    }
+
+    private static func gradients(_ ctx: Context, dOutput: Tensor?, dhN: Tensor?, dcN: Tensor?, inputGradient: Bool,
+                                  threads: Int) -> Gradients {
         let T = ctx.steps, B = ctx.batch, I = ctx.inputSize, H = ctx.hiddenSize
         let G = ctx.kind.gateCount, GH = G * H, BH = B * H
         if let dOutput { precondition(dOutput.shape == [T, B, H], "FusedSequence.backward: dOutput must be [\(T), \(B), \(H)], got \(dOutput.shape)") }
         if let dhN { precondition(dhN.shape == [B, H], "FusedSequence.backward: dhN must be [\(B), \(H)], got \(dhN.shape)") }
         if let dcN { precondition(ctx.kind == .lstm && dcN.shape == [B, H], "FusedSequence.backward: dcN must be [\(B), \(H)] (LSTM), got \(dcN.shape)") }
 
-        let split = ctx.execution.split(batch: B, hidden: H, gates: G)
+        let split = ctx.execution.split(batch: B, hidden: H, gates: G, threads: threads)
         let accumulators: Int
         if case .rows(let parts) = split { accumulators = parts } else { accumulators = 1 }
         let dGates = Workspace<Float>(count: T * B * GH)
@@ -51,7 +58,7 @@ extension FusedSequence {
             let body = { (dOut: UnsafePointer<Float>?) in
                 let runner = BackwardRunner(
                     kind: ctx.kind, steps: T, batch: B, hidden: H, reverse: ctx.reverse, states: ctx.states,
-                    product: RecurrentProduct(weight: whh.start, gates: G, hidden: H, batch: B, forward: false, backward: T > 0,
+                    product: StepProduct(weight: whh.start, gates: G, hidden: H, inputs: H, batch: B, forward: false, backward: T > 0,
                                              packed: ctx.execution.packedProducts),
                     lengths: ctx.lengths?.pointer, dOutput: dOut, dh: dh.pointer, dc: dc?.pointer,
                     dGates: dGates.pointer, dHiddenGates: dHiddenGates?.pointer,
@@ -70,16 +77,16 @@ extension FusedSequence {
         if let dHiddenGates {
             dWeightIH.withUnsafeMutableBufferPointer {
                 SequenceMatmul.multiplyTransposedLeft(m: GH, n: I, k: rows, a: dGates.pointer, lda: GH,
-                                                      b: inputsAndStates, ldb: width, out: $0.start, ldo: I)
+                                                      b: inputsAndStates, ldb: width, out: $0.start, ldo: I, threads: threads)
             }
             dWeightHH.withUnsafeMutableBufferPointer {
                 SequenceMatmul.multiplyTransposedLeft(m: GH, n: H, k: rows, a: dHiddenGates.pointer, lda: GH,
-                                                      b: inputsAndStates + I, ldb: width, out: $0.start, ldo: H)
+                                                      b: inputsAndStates + I, ldb: width, out: $0.start, ldo: H, threads: threads)
             }
         } else {
             let both = Workspace<Float>(count: GH * width)
             SequenceMatmul.multiplyTransposedLeft(m: GH, n: width, k: rows, a: dGates.pointer, lda: GH,
-                                                  b: inputsAndStates, ldb: width, out: both.pointer, ldo: width)
+                                                  b: inputsAndStates, ldb: width, out: both.pointer, ldo: width, threads: threads)
             dWeightIH.withUnsafeMutableBufferPointer { ck_copy_rows(GH, I, both.pointer, width, $0.start, I) }
             dWeightHH.withUnsafeMutableBufferPointer { ck_copy_rows(GH, H, both.pointer + I, width, $0.start, H) }
         }
@@ -88,7 +95,7 @@ extension FusedSequence {
             let data = [Float](unsafeUninitializedCapacity: rows * I) { buf, n in
                 ctx.weightIH.data.withUnsafeBufferPointer { wih in
                     SequenceMatmul.multiply(m: rows, n: I, k: GH, a: dGates.pointer, lda: GH, weight: wih.start,
-                                            out: buf.start, packed: packed)
+                                            out: buf.start, packed: packed, threads: threads)
                 }
                 n = rows * I
             }
@@ -116,7 +123,7 @@ struct BackwardRunner: @unchecked Sendable {
     let steps: Int, batch: Int, hidden: Int
     let reverse: Bool
     let states: SequenceStates
-    let product: RecurrentProduct
+    let product: StepProduct
     let lengths: UnsafeMutablePointer<Int32>?
     /// `[T, B, H]` or nil.
     let dOutput: UnsafePointer<Float>?

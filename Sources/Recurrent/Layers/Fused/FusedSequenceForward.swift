@@ -20,6 +20,18 @@ extension FusedSequence {
                         biasIH: Tensor, biasHH: Tensor, h0: Tensor, c0: Tensor?,
                         lengths: [Int]?, reverse: Bool, saveForBackward: Bool, execution: Execution)
         -> (output: Tensor, hN: Tensor, cN: Tensor?, context: Context?) {
+        withFusedThreads { threads in
+            forward(kind: kind, x: x, weightIH: weightIH, weightHH: weightHH, biasIH: biasIH, biasHH: biasHH, h0: h0,
+                    c0: c0, lengths: lengths, reverse: reverse, saveForBackward: saveForBackward, execution: execution,
+                    threads: threads)
+        }
+    }
+
+    private static func forward(kind: CellKind, x: Tensor, weightIH: Tensor, weightHH: Tensor,
+                                biasIH: Tensor, biasHH: Tensor, h0: Tensor, c0: Tensor?,
+                                lengths: [Int]?, reverse: Bool, saveForBackward: Bool, execution: Execution,
+                                threads: Int)
+        -> (output: Tensor, hN: Tensor, cN: Tensor?, context: Context?) {
         precondition(x.rank == 3, "FusedSequence: x must be [T, B, I], got \(x.shape)")
         let T = x.shape[0], B = x.shape[1], I = x.shape[2]
         precondition(h0.rank == 2 && h0.shape[0] == B, "FusedSequence: h0 must be [B=\(B), H], got \(h0.shape)")
@@ -47,9 +59,13 @@ extension FusedSequence {
                 states.cell(first).update(repeating: 0, count: BH)
             }
         }
-        let projections = Workspace<Float>(count: T * B * GH)
+        // Batches of 8 rows or more take their input projections step by step inside the loop
+        // (the same product, split like the recurrent one, with no [T, B, G·H] buffer to write
+        // and read back); smaller batches project all steps in one product first.
+        let stepProjection = B >= 8 && execution.packedProducts && StepProduct.packedKernelIsFast
+        let projections = Workspace<Float>(count: (stepProjection ? 1 : T) * B * GH)
         let hiddenProduct = Workspace<Float>(count: B * GH)
-        let split = execution.split(batch: B, hidden: H, gates: G)
+        let split = execution.split(batch: B, hidden: H, gates: G, threads: threads)
 
         let output = [Float](unsafeUninitializedCapacity: T * BH) { out, initialized in
             x.data.withUnsafeBufferPointer { px in
@@ -60,15 +76,21 @@ extension FusedSequence {
                 if saveForBackward {
                     ck_copy_rows(T * B, I, px.start, I, states.hiddenStorage.pointer, states.inputStateWidth)
                 }
-                // XP = X·W_ihᵀ + b_ih for all steps at once.
-                SequenceMatmul.linear(m: T * B, n: GH, k: I, a: px.start, lda: I, weight: wih.start, bias: bih.start,
-                                      out: projections.pointer, packed: execution.packedProducts)
+                if !stepProjection {
+                    // XP = X·W_ihᵀ + b_ih for all steps at once.
+                    SequenceMatmul.linear(m: T * B, n: GH, k: I, a: px.start, lda: I, weight: wih.start, bias: bih.start,
+                                          out: projections.pointer, packed: execution.packedProducts, threads: threads)
+                }
                 let runner = ForwardRunner(
-                    kind: kind, steps: T, batch: B, hidden: H, reverse: reverse, states: states,
-                    product: RecurrentProduct(weight: whh.start, gates: G, hidden: H, batch: B, forward: T > 0, backward: false,
-                                             packed: execution.packedProducts),
-                    lengths: lengthBuffer?.pointer, projections: projections.pointer, hiddenProduct: hiddenProduct.pointer,
-                    biasHH: bhh.start, output: out.start)
+                    kind: kind, steps: T, batch: B, inputSize: I, hidden: H, reverse: reverse, states: states,
+                    product: StepProduct(weight: whh.start, gates: G, hidden: H, inputs: H, batch: B, forward: T > 0,
+                                         backward: false, packed: execution.packedProducts),
+                    inputProduct: stepProjection && T > 0
+                        ? StepProduct(weight: wih.start, gates: G, hidden: H, inputs: I, batch: B, forward: true,
+                                      backward: false, packed: true)
+                        : nil,
+                    input: px.start, lengths: lengthBuffer?.pointer, projections: projections.pointer,
+                    hiddenProduct: hiddenProduct.pointer, biasIH: bih.start, biasHH: bhh.start, output: out.start)
                 runner.run(split)
             } } } } }
             initialized = T * BH
@@ -90,15 +112,22 @@ extension FusedSequence {
 /// The forward time loop over raw pointers, shared by the threads of a `WorkSplit`.
 struct ForwardRunner: @unchecked Sendable {
     let kind: CellKind
-    let steps: Int, batch: Int, hidden: Int
+    let steps: Int, batch: Int, inputSize: Int, hidden: Int
     let reverse: Bool
     let states: SequenceStates
-    let product: RecurrentProduct
+    /// `h_{t-1}·W_hhᵀ`.
+    let product: StepProduct
+    /// `x_t·W_ihᵀ` step by step, or nil when `projections` holds all steps' projections.
+    let inputProduct: StepProduct?
+    /// `[T, B, I]`.
+    let input: UnsafePointer<Float>
     let lengths: UnsafeMutablePointer<Int32>?
-    /// `[T, B, G·H]` input projections `x_t·W_ihᵀ + b_ih`.
+    /// With `inputProduct`: `[B, G·H]` scratch for `x_t·W_ihᵀ`; otherwise `[T, B, G·H]` input
+    /// projections `x_t·W_ihᵀ + b_ih` of all steps.
     let projections: UnsafeMutablePointer<Float>
     /// `[B, G·H]` scratch for `h_{t-1}·W_hhᵀ`.
     let hiddenProduct: UnsafeMutablePointer<Float>
+    let biasIH: UnsafePointer<Float>
     let biasHH: UnsafePointer<Float>
     /// `[T, B, H]`.
     let output: UnsafeMutablePointer<Float>
@@ -124,28 +153,37 @@ struct ForwardRunner: @unchecked Sendable {
     /// The time index of the `i`-th processed step.
     @inline(__always) func time(_ i: Int) -> Int { reverse ? steps - 1 - i : i }
 
-    /// Step `t` for a block of rows and units: the recurrent product, then the gate kernel.
+    /// Step `t` for a block of rows and units: the products, then the gate kernel.
     func step(_ t: Int, rows: Range<Int>, units: Range<Int>) {
         if rows.isEmpty || units.isEmpty { return }
         let B = batch, H = hidden, GH = kind.gateCount * H
         let ps = FusedSequence.previousSlot(t, reverse: reverse), ns = FusedSequence.nextSlot(t, reverse: reverse)
         let prev = states.hidden(ps), next = states.hidden(ns)
         let r0 = rows.lowerBound, j0 = units.lowerBound
-        product.forward(rows: rows.count, units: units, hPrev: prev.pointer + r0 * prev.stride, ldPrev: prev.stride,
-                        gh: hiddenProduct + r0 * GH)
+        let xpRow: UnsafeMutablePointer<Float>
+        if let inputProduct {
+            xpRow = projections + r0 * GH
+            inputProduct.forward(rows: rows.count, units: units, a: input + (t * B + r0) * inputSize, lda: inputSize,
+                                 out: xpRow)
+        } else {
+            xpRow = projections + (t * B + r0) * GH
+        }
+        product.forward(rows: rows.count, units: units, a: prev.pointer + r0 * prev.stride, lda: prev.stride,
+                        out: hiddenProduct + r0 * GH)
         var block = ck_block(rows: rows.count, units: units.count, hidden: H, ldGate: GH, ldPrev: prev.stride,
                              ldNext: next.stride, t: t, lengths: lengths.map { UnsafePointer($0 + r0) })
-        let gh = hiddenProduct + r0 * GH + j0, xp = projections + (t * B + r0) * GH + j0, bh = biasHH + j0
+        let gh = hiddenProduct + r0 * GH + j0, xp = xpRow + j0, bh = biasHH + j0
+        let bi: UnsafePointer<Float>? = inputProduct == nil ? nil : biasIH + j0
         let hp = prev.pointer + r0 * prev.stride + j0, hn = next.pointer + r0 * next.stride + j0
         let out = output + (t * B + r0) * H + j0
         switch kind {
         case .rnnTanh, .rnnReLU:
-            ck_rnn_forward(&block, kind == .rnnReLU ? 1 : 0, gh, bh, xp, hp, hn, out)
+            ck_rnn_forward(&block, kind == .rnnReLU ? 1 : 0, gh, bh, bi, xp, hp, hn, out)
         case .lstm:
-            ck_lstm_forward(&block, gh, bh, xp, hp, states.cell(ps) + r0 * H + j0, hn, states.cell(ns) + r0 * H + j0,
+            ck_lstm_forward(&block, gh, bh, bi, xp, hp, states.cell(ps) + r0 * H + j0, hn, states.cell(ns) + r0 * H + j0,
                             out, states.gates(t) + r0 * GH + j0)
         case .gru:
-            ck_gru_forward(&block, gh, bh, xp, hp, hn, out, states.gates(t) + r0 * GH + j0,
+            ck_gru_forward(&block, gh, bh, bi, xp, hp, hn, out, states.gates(t) + r0 * GH + j0,
                            states.newGate(t) + r0 * H + j0)
         }
     }

@@ -4,55 +4,64 @@ import CKernels
 /// gradients), over all T·B rows at once and shared between threads.
 ///
 /// With the AVX-512 kernels the right-hand side is packed once and each thread takes a slice of
-/// rows; otherwise the platform BLAS runs the product with its own threads.
+/// rows; otherwise (and for the weight gradient) each thread runs single-threaded BLAS on its
+/// slice. Callers run inside
+/// `withFusedThreads` and pass its thread count.
 enum SequenceMatmul {
-    /// Threads for a product of `m·n·k` multiply-adds: all of `BLAS.threads` when the work is
-    /// large enough to pay for the hand-off.
-    static func parts(_ m: Int, _ n: Int, _ k: Int) -> Int {
-        m * n * k >= 1 << 20 ? max(1, BLAS.threads) : 1
+    /// Threads for a product of `m·n·k` multiply-adds: all `threads` when the work is large
+    /// enough to pay for the hand-off.
+    static func parts(_ m: Int, _ n: Int, _ k: Int, threads: Int) -> Int {
+        m * n * k >= 1 << 20 ? max(1, threads) : 1
     }
 
     /// `out[m, n] = bias + A[m, k]·Wᵀ` for `W [n, k]` (row-major; `bias [n]` added to every row,
-    /// then the product, as PyTorch's `addmm` does). `out` has row stride n.
+    /// then the product, as PyTorch's `addmm` does). `out` has row stride n. Below 256 rows
+    /// packing `W` costs more than it saves, so BLAS runs, each thread on a slice of the output
+    /// columns (the rows of `W` it reads).
     static func linear(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, weight: UnsafePointer<Float>,
-                       bias: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, packed usePacked: Bool) {
+                       bias: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, packed usePacked: Bool,
+                       threads: Int) {
         if m == 0 || n == 0 { return }
-        guard usePacked && RecurrentProduct.packedKernelIsFast else {
-            ck_fill_rows(m, n, bias, out)
-            BLAS.gemm(transA: false, transB: true, m: m, n: n, k: k, a: a, lda: lda, b: weight, ldb: k,
-                      beta: 1, c: out, ldc: n)
+        guard usePacked && StepProduct.packedKernelIsFast && m >= 256 else {
+            let job = BLASColumnJob(m: m, n: n, k: k, a: a, lda: lda, weight: weight, bias: bias, out: out)
+            let parts = min(parts(m, n, k, threads: threads), max(1, n / 16))
+            runParts(parts) { p in job.run(columns: WorkSplit.slice(p, of: parts, count: n, quantum: 16)) }
             return
         }
         let packed = Workspace<Float>(count: ck_packed_size(k, n))
         ck_pack(k, n, weight, k, 1, packed.pointer)
         let job = RowJob(a: a, lda: lda, packed: packed.pointer, k: k, n: n, out: out, bias: bias)
-        let parts = parts(m, n, k)
+        let parts = parts(m, n, k, threads: threads)
         runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 8)) }
     }
 
     /// `out[m, n] = A[m, k]·W` for `W [k, n]` row-major. `out` has row stride n.
     static func multiply(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, weight: UnsafePointer<Float>,
-                         out: UnsafeMutablePointer<Float>, packed usePacked: Bool) {
+                         out: UnsafeMutablePointer<Float>, packed usePacked: Bool, threads: Int) {
         if m == 0 || n == 0 { return }
-        guard usePacked && RecurrentProduct.packedKernelIsFast else {
-            BLAS.gemm(transA: false, transB: false, m: m, n: n, k: k, a: a, lda: lda, b: weight, ldb: n,
-                      beta: 0, c: out, ldc: n)
+        guard usePacked && StepProduct.packedKernelIsFast else {
+            let job = BLASRowJob(a: a, lda: lda, b: weight, k: k, n: n, out: out)
+            let parts = min(parts(m, n, k, threads: threads), max(1, m / 8))
+            runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 8)) }
             return
         }
         let packed = Workspace<Float>(count: ck_packed_size(k, n))
         ck_pack(k, n, weight, n, 0, packed.pointer)
         let job = RowJob(a: a, lda: lda, packed: packed.pointer, k: k, n: n, out: out, bias: nil)
-        let parts = parts(m, n, k)
+        let parts = parts(m, n, k, threads: threads)
         runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 8)) }
     }
 
     /// `out[m, n] = Aᵀ·B` for `A [k, m]` and `B [k, n]` row-major (strides lda, ldb): the weight
-    /// gradient `dW = dGᵀ·X` summed over all T·B rows. `out` has row stride ldo. (BLAS, with its
-    /// own threads: OpenBLAS runs this shape near the machine's peak.)
+    /// gradient `dW = dGᵀ·X` summed over all T·B rows. `out` has row stride ldo. Each thread runs
+    /// BLAS on a slice of the columns (OpenBLAS runs this shape near the machine's peak).
     static func multiplyTransposedLeft(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
-                                       b: UnsafePointer<Float>, ldb: Int, out: UnsafeMutablePointer<Float>, ldo: Int) {
-        BLAS.gemm(transA: true, transB: false, m: m, n: n, k: k, a: a, lda: lda, b: b, ldb: ldb,
-                  beta: 0, c: out, ldc: ldo)
+                                       b: UnsafePointer<Float>, ldb: Int, out: UnsafeMutablePointer<Float>, ldo: Int,
+                                       threads: Int) {
+        if m == 0 || n == 0 { return }
+        let job = TransposedLeftJob(m: m, k: k, a: a, lda: lda, b: b, ldb: ldb, out: out, ldo: ldo)
+        let parts = min(parts(m, n, k, threads: threads), max(1, n / 16))
+        runParts(parts) { p in job.run(columns: WorkSplit.slice(p, of: parts, count: n, quantum: 16)) }
     }
 }
 
@@ -69,5 +78,50 @@ private struct RowJob: @unchecked Sendable {
         if let bias { ck_fill_rows(rows.count, n, bias, out + r0 * n) }
         ck_gemm_packed(rows.count, k, a + r0 * lda, lda, packed, 0, (n + 31) / 32, n, out + r0 * n, n,
                        bias == nil ? 0 : 1)
+    }
+}
+
+/// One thread's rows of `out = A·B` with BLAS.
+private struct BLASRowJob: @unchecked Sendable {
+    let a: UnsafePointer<Float>, lda: Int
+    let b: UnsafePointer<Float>, k: Int, n: Int
+    let out: UnsafeMutablePointer<Float>
+
+    func run(rows: Range<Int>) {
+        if rows.isEmpty { return }
+        let r0 = rows.lowerBound
+        BLAS.gemm(transA: false, transB: false, m: rows.count, n: n, k: k, a: a + r0 * lda, lda: lda,
+                  b: b, ldb: n, beta: 0, c: out + r0 * n, ldc: n)
+    }
+}
+
+/// One thread's columns of `out = bias + A·Wᵀ` with BLAS.
+private struct BLASColumnJob: @unchecked Sendable {
+    let m: Int, n: Int, k: Int
+    let a: UnsafePointer<Float>, lda: Int
+    let weight: UnsafePointer<Float>
+    let bias: UnsafePointer<Float>
+    let out: UnsafeMutablePointer<Float>
+
+    func run(columns: Range<Int>) {
+        if columns.isEmpty { return }
+        let c0 = columns.lowerBound
+        ck_copy_rows(m, columns.count, bias + c0, 0, out + c0, n)
+        BLAS.gemm(transA: false, transB: true, m: m, n: columns.count, k: k, a: a, lda: lda,
+                  b: weight + c0 * k, ldb: k, beta: 1, c: out + c0, ldc: n)
+    }
+}
+
+/// One thread's columns of `out = Aᵀ·B` with BLAS.
+private struct TransposedLeftJob: @unchecked Sendable {
+    let m: Int, k: Int
+    let a: UnsafePointer<Float>, lda: Int
+    let b: UnsafePointer<Float>, ldb: Int
+    let out: UnsafeMutablePointer<Float>, ldo: Int
+
+    func run(columns: Range<Int>) {
+        if columns.isEmpty { return }
+        BLAS.gemm(transA: true, transB: false, m: m, n: columns.count, k: k, a: a, lda: lda,
+                  b: b + columns.lowerBound, ldb: ldb, beta: 0, c: out + columns.lowerBound, ldc: ldo)
     }
 }

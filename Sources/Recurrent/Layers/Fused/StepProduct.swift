@@ -1,0 +1,125 @@
+import CKernels
+
+/// The per-step products of a fused sequence with one weight matrix `W [G·H, K]` (`W_hh` with
+/// K = H, or `W_ih` with K = I), on a block of batch rows and hidden units:
+/// forward `out = A·Wᵀ` (`h_{t-1}·W_hhᵀ`, `x_t·W_ihᵀ`) and backward `dh += dG·W_hh`.
+///
+/// Where the AVX-512 kernels are available, `W` is packed once per sequence (panels of 32
+/// columns) so each step streams it with no per-call packing; for a batch of one row the forward
+/// product reads `W` in place (dot products, `ck_gemv_rows`) and so does the backward one (as
+/// 32-column panels), which costs no packing. Otherwise the platform BLAS runs (`gemv` for one row).
+final class StepProduct: @unchecked Sendable {
+    let gates: Int, hidden: Int, inputs: Int
+    /// Row-major `W [G·H, K]` (valid while the owner keeps the tensor alive).
+    let weight: UnsafePointer<Float>
+    /// `Wᵀ` packed as a `[K × G·H]` right-hand side (forward), or nil.
+    let packedTransposed: Workspace<Float>?
+    /// `W` packed as a `[G·H × K]` right-hand side (backward), or nil.
+    let packed: Workspace<Float>?
+    /// Forward products of one row use `ck_gemv_rows` on the unpacked weights.
+    let rowProducts: Bool
+    /// Backward products read `W` in place as 32-column panels (one row, K a multiple of 32).
+    let inPlaceBackward: Bool
+
+    static let packedKernelIsFast = ck_packed_gemm_is_fast() != 0
+
+    /// Prepares the forward and/or backward products for blocks of up to `batch` rows; packs `W`
+    /// when `packed` (and the AVX-512 kernels are available).
+    init(weight: UnsafePointer<Float>, gates: Int, hidden: Int, inputs: Int, batch: Int, forward: Bool,
+         backward: Bool, packed usePacked: Bool) {
+        let fast = usePacked && Self.packedKernelIsFast
+        self.weight = weight
+        self.gates = gates
+        self.hidden = hidden
+        self.inputs = inputs
+        let GH = gates * hidden, K = inputs
+        rowProducts = fast && batch == 1
+        inPlaceBackward = fast && backward && batch == 1 && K % 32 == 0
+        if fast && forward && batch > 1 {
+            let p = Workspace<Float>(count: ck_packed_size(K, GH))
+            ck_pack(K, GH, weight, K, 1, p.pointer)
+            packedTransposed = p
+        } else {
+            packedTransposed = nil
+        }
+        if fast && backward && !inPlaceBackward {
+            let p = Workspace<Float>(count: ck_packed_size(GH, K))
+            ck_pack(GH, K, weight, K, 0, p.pointer)
+            packed = p
+        } else {
+            packed = nil
+        }
+    }
+
+    /// `out[r, g·H + j] (+)= Σ_k a[r, k] · W[g·H + j, k]` for rows `0..<rows` (pointers at the
+    /// block's first row) and units `units` of every gate; `out` has row stride G·H. A slice of
+    /// units must start and end on multiples of 32 (or cover all units).
+    func forward(rows: Int, units: Range<Int>, a: UnsafePointer<Float>, lda: Int, out: UnsafeMutablePointer<Float>,
+                 accumulate: Bool = false) {
+        let H = hidden, GH = gates * hidden, K = inputs
+        if rows == 0 || units.isEmpty { return }
+        let all = units.count == H
+        if rowProducts && rows == 1 {
+            if all {
+                ck_gemv_rows(GH, K, weight, K, a, out, accumulate ? 1 : 0)
+            } else {
+                for g in 0..<gates {
+                    let first = g * H + units.lowerBound
+                    ck_gemv_rows(units.count, K, weight + first * K, K, a, out + first, accumulate ? 1 : 0)
+                }
+            }
+            return
+        }
+        if let packedTransposed {
+            if all {
+                ck_gemm_packed(rows, K, a, lda, packedTransposed.pointer, 0, (GH + 31) / 32, GH, out, GH, accumulate ? 1 : 0)
+            } else {
+                for g in 0..<gates {
+                    ck_gemm_packed(rows, K, a, lda, packedTransposed.pointer, (g * H + units.lowerBound) / 32,
+                                   (g * H + units.upperBound + 31) / 32, GH, out, GH, accumulate ? 1 : 0)
+                }
+            }
+            return
+        }
+        let beta: Float = accumulate ? 1 : 0
+        if all {
+            if rows == 1 {
+                BLAS.gemv(trans: false, m: GH, n: K, a: weight, lda: K, x: a, beta: beta, y: out)
+            } else {
+                BLAS.gemm(transA: false, transB: true, m: rows, n: GH, k: K, a: a, lda: lda,
+                          b: weight, ldb: K, beta: beta, c: out, ldc: GH)
+            }
+            return
+        }
+        for g in 0..<gates {
+            let col = g * H + units.lowerBound
+            BLAS.gemm(transA: false, transB: true, m: rows, n: units.count, k: K, a: a, lda: lda,
+                      b: weight + col * K, ldb: K, beta: beta, c: out + col, ldc: GH)
+        }
+    }
+
+    /// `dh[r, j] += Σ_k dG[r, k] · W[k, j]` for rows `0..<rows` (pointers at the block's first
+    /// row) and columns `units` of `W` (32-aligned slices). `dG` has row stride G·H, `dh` row
+    /// stride K.
+    func backward(rows: Int, units: Range<Int>, dG: UnsafePointer<Float>, dh: UnsafeMutablePointer<Float>) {
+        let GH = gates * hidden, K = inputs
+        if rows == 0 || units.isEmpty { return }
+        if inPlaceBackward {
+            ck_gemm_panels(rows, GH, dG, GH, weight, K, 32, units.lowerBound / 32, (units.upperBound + 31) / 32,
+                           K, dh, K, 1)
+            return
+        }
+        if let packed {
+            ck_gemm_packed(rows, GH, dG, GH, packed.pointer, units.lowerBound / 32, (units.upperBound + 31) / 32,
+                           K, dh, K, 1)
+            return
+        }
+        if rows == 1 {
+            BLAS.gemv(trans: true, m: GH, n: units.count, a: weight + units.lowerBound, lda: K, x: dG, beta: 1,
+                      y: dh + units.lowerBound)
+        } else {
+            BLAS.gemm(transA: false, transB: false, m: rows, n: units.count, k: GH, a: dG, lda: GH,
+                      b: weight + units.lowerBound, ldb: K, beta: 1, c: dh + units.lowerBound, ldc: K)
+        }
+    }
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env python3
+"""Recurrent vs PyTorch on the peer benchmark configurations, measured interleaved.
+
+For each round and configuration, runs the PyTorch peer script
+(`<shared>/peers/bench_torch.py`) and then `recurrent bench --json` with the same configuration,
+cells and thread count, so both sides see similar machine conditions. After all rounds, prints
+one line per (config, cell, mode, threads): the median over rounds of each side's median step
+time, the ratio torch/ours (> 1: we are faster), our GFLOP/s and its share of the machine's
+256 GFLOP/s fp32 peak, and flags for rows either side measured while other processes used the
+machine (`status: contended`). Contended rounds are left out of a row that has clean ones.
+
+usage: python3 scripts/bench_compare.py [shared-dir] [--configs C1,C3] [--cells rnn,lstm,gru]
+           [--threads 1,2] [--rounds 3] [--binary .build/release/recurrent] [--jsonl out.jsonl]
+The shared directory (default ../shared) is only read, never copied.
+"""
+import argparse, json, os, statistics, subprocess, sys
+
+PEAK_GFLOPS = 256.0
+
+
+def run_json_lines(cmd):
+    """Runs `cmd`, echoes its stderr, and returns the JSON objects it printed (one per line)."""
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr)
+        raise SystemExit(f"command failed ({proc.returncode}): {' '.join(cmd)}")
+    rows = []
+    for line in proc.stdout.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            rows.append(json.loads(line))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("shared", nargs="?", default="../shared", help="shared directory holding peers/ (default ../shared)")
+    ap.add_argument("--configs", default="C1,C1bi,C2,C3,C4")
+    ap.add_argument("--cells", default="rnn,lstm,gru")
+    ap.add_argument("--threads", default="2", help="comma-separated thread counts")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved repetitions of every measurement")
+    ap.add_argument("--binary", default=".build/release/recurrent")
+    ap.add_argument("--deadline", type=float, default=60, help="per-measurement deadline passed to both sides")
+    ap.add_argument("--jsonl", help="also append every raw row to this file")
+    args = ap.parse_args()
+
+    torch_script = os.path.join(args.shared, "peers", "bench_torch.py")
+    if not os.path.exists(torch_script):
+        raise SystemExit(f"no {torch_script}: pass the shared directory as the first argument")
+    if not os.path.exists(args.binary):
+        raise SystemExit(f"no {args.binary}: build it with `swift build -c release`")
+
+    results = {}  # (config, cell, mode, threads) -> {"ours": [rows], "torch": [rows]}
+    configs = [c for c in args.configs.split(",") if c]
+    threads = [t for t in args.threads.split(",") if t]
+    for rnd in range(args.rounds):
+        for t in threads:
+            for config in configs:
+                torch_cmd = [sys.executable, torch_script, "--configs", config, "--cells", args.cells,
+                             "--threads", t, "--deadline", str(args.deadline)]
+                ours_cmd = [args.binary, "bench", "--configs", config, "--cells", args.cells,
+                            "--threads", t, "--deadline", str(args.deadline), "--json"]
+                for side, cmd in (("torch", torch_cmd), ("ours", ours_cmd)):
+                    print(f"# round {rnd + 1}/{args.rounds} threads {t} {config} {side}", file=sys.stderr, flush=True)
+                    for row in run_json_lines(cmd):
+                        key = (row["config"], row["cell"], row["mode"], int(row["threads"]))
+                        results.setdefault(key, {"ours": [], "torch": []})[side].append(row)
+                        if args.jsonl:
+                            with open(args.jsonl, "a") as f:
+                                f.write(json.dumps(dict(row, side=side, round=rnd + 1)) + "\n")
+
+    header = (f"{'config':6} {'cell':5} {'mode':5} {'thr':>3} {'ours ms':>9} {'torch ms':>9} {'torch/ours':>10} "
+              f"{'our GFLOP/s':>11} {'of peak':>7}  flags")
+    print(header, flush=True)
+    print("-" * len(header))
+    order = {c: i for i, c in enumerate(configs)}
+    for key in sorted(results, key=lambda k: (k[3], order.get(k[0], 99), k[1], k[2])):
+        config, cell, mode, t = key
+        ours, torch = results[key]["ours"], results[key]["torch"]
+        flags = []
+        # Rounds measured while other processes used the machine are dropped when the same row
+        # has clean rounds; a row with no clean round keeps them all and is flagged.
+        def usable(rows, side):
+            clean = [r for r in rows if r.get("status") != "contended"]
+            if rows and not clean:
+                flags.append(f"{side} contended")
+            return clean or rows
+        ours, torch = usable(ours, "ours"), usable(torch, "torch")
+        ours_ms = statistics.median(r["median_ms"] for r in ours) if ours else None
+        torch_ms = statistics.median(r["median_ms"] for r in torch) if torch else None
+        gflops = statistics.median(r["gflops"] for r in ours) if ours else None
+        if not torch:
+            flags.append("no torch row")
+
+        def fmt(v, spec):
+            return format(v, spec) if v is not None else "-"
+        ratio = torch_ms / ours_ms if ours_ms and torch_ms else None
+        share = gflops / PEAK_GFLOPS if gflops is not None else None
+        print(f"{config:6} {cell:5} {mode:5} {t:>3} {fmt(ours_ms, '9.2f')} {fmt(torch_ms, '9.2f')} "
+              f"{fmt(ratio, '10.2f')} {fmt(gflops, '11.1f')} {fmt(share * 100 if share is not None else None, '6.1f')}%  "
+              f"{', '.join(flags)}")
+
+
+if __name__ == "__main__":
+    main()
