@@ -115,6 +115,14 @@ void ck_gemv_rows(long rows, long k, const float *w, long ldw, const float *x, f
 /// Whether ck_gemm_packed runs its AVX-512 version (otherwise the platform BLAS is faster).
 int ck_packed_gemm_is_fast(void);
 
+// ---- buffer pool ----
+
+/// A 64-byte aligned block of `bytes` bytes (uninitialized), reusing a block of the same size
+/// released earlier (blocks of 256 KiB or more; up to 32 blocks and 1 GiB are kept).
+void *ck_buffer_acquire(size_t bytes);
+/// Returns a block from ck_buffer_acquire(bytes) (same `bytes`) for reuse.
+void ck_buffer_release(void *block, size_t bytes);
+
 // ---- thread team ----
 
 /// A part of a task: `part` in 0..<parts.

@@ -1,6 +1,9 @@
-/// A fixed-size block of raw memory (64-byte aligned) owned by a class and freed with it, so the
-/// time loops of the fused kernels work on plain pointers instead of nesting `withUnsafe…`
-/// closures.
+import CKernels
+
+/// A fixed-size block of raw memory (64-byte aligned) owned by a class and released with it, so
+/// the time loops of the fused kernels work on plain pointers instead of nesting `withUnsafe…`
+/// closures. Large blocks come from and return to a pool (`ck_buffer_acquire`), so repeated
+/// training steps reuse their buffers instead of faulting in fresh pages.
 ///
 /// The memory is not initialized: every kernel writes a slot before anything reads it.
 final class Workspace<Element: BitwiseCopyable>: @unchecked Sendable {
@@ -9,9 +12,10 @@ final class Workspace<Element: BitwiseCopyable>: @unchecked Sendable {
 
     init(count: Int) {
         self.count = count
-        let bytes = Swift.max(count, 1) * MemoryLayout<Element>.stride
-        pointer = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-            .bindMemory(to: Element.self, capacity: Swift.max(count, 1))
+        guard let raw = ck_buffer_acquire(Self.bytes(count)) else {
+            fatalError("Workspace: out of memory allocating \(count) elements")
+        }
+        pointer = raw.bindMemory(to: Element.self, capacity: Swift.max(count, 1))
     }
 
     /// A workspace holding a copy of `values`.
@@ -33,7 +37,10 @@ final class Workspace<Element: BitwiseCopyable>: @unchecked Sendable {
         Array(UnsafeBufferPointer(start: pointer + offset, count: n ?? (count - offset)))
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    /// Bytes of a workspace of `count` elements (at least one element).
+    private static func bytes(_ count: Int) -> Int { Swift.max(count, 1) * MemoryLayout<Element>.stride }
+
+    deinit { ck_buffer_release(UnsafeMutableRawPointer(pointer), Self.bytes(count)) }
 }
 
 extension UnsafeBufferPointer where Element == Float {
