@@ -57,6 +57,9 @@ public enum BLAS {
             setenv("OPENBLAS_CORETYPE", "SkylakeX", 0)
             forced = "SkylakeX"
         }
+        // OpenBLAS worker threads otherwise spin ~0.1 s after every call and compete with the
+        // fused layers' own threads for the cores; a short timeout lets them sleep (2^4 cycles).
+        setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0)
         let candidates = ["libopenblas.so.0", "libopenblas.so", "libopenblasp.so.0", "libblas.so.3"]
         var handle: UnsafeMutableRawPointer? = nil
         for name in candidates {

@@ -128,17 +128,42 @@ public func reshape(_ x: Variable, _ shape: [Int]) -> Variable {
     return Variable.record(x.value.reshaped(shape), parents: [x]) { g in [g.reshaped(old)] }
 }
 
+/// Copies `rows` rows of `width` floats from `source` (row stride `sourceStride`, starting at
+/// column `sourceOffset`) to `destination` (row stride `destinationStride`, column `destinationOffset`).
+@inline(__always)
+func copyRows(_ rows: Int, width: Int, from source: UnsafePointer<Float>, stride sourceStride: Int, offset sourceOffset: Int,
+              to destination: UnsafeMutablePointer<Float>, stride destinationStride: Int, offset destinationOffset: Int) {
+    for r in 0..<rows {
+        (destination + r * destinationStride + destinationOffset)
+            .update(from: source + r * sourceStride + sourceOffset, count: width)
+    }
+}
+
 /// Columns `range` of the last axis of a `[B, N]` matrix → `[B, range.count]`
 /// (splits stacked gate pre-activations).
 public func columns(_ x: Variable, _ range: Range<Int>) -> Variable {
     precondition(x.value.rank == 2 && range.lowerBound >= 0 && range.upperBound <= x.shape[1],
                  "columns: range \(range) out of bounds for \(x.shape)")
-    let rows = x.shape[0], n = x.shape[1], k = range.count
+    let rows = x.shape[0], n = x.shape[1], k = range.count, start = range.lowerBound
     var out = [Float](repeating: 0, count: rows * k)
-    for r in 0..<rows { for j in 0..<k { out[r * k + j] = x.value.data[r * n + range.lowerBound + j] } }
+    if rows > 0 && k > 0 {
+        x.value.data.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                copyRows(rows, width: k, from: src.baseAddress!, stride: n, offset: start,
+                         to: dst.baseAddress!, stride: k, offset: 0)
+            }
+        }
+    }
     return Variable.record(Tensor(shape: [rows, k], data: out), parents: [x]) { g in
         var gx = [Float](repeating: 0, count: rows * n)
-        for r in 0..<rows { for j in 0..<k { gx[r * n + range.lowerBound + j] = g.data[r * k + j] } }
+        if rows > 0 && k > 0 {
+            g.data.withUnsafeBufferPointer { src in
+                gx.withUnsafeMutableBufferPointer { dst in
+                    copyRows(rows, width: k, from: src.baseAddress!, stride: k, offset: 0,
+                             to: dst.baseAddress!, stride: n, offset: start)
+                }
+            }
+        }
         return [Tensor(shape: [rows, n], data: gx)]
     }
 }
@@ -151,19 +176,33 @@ public func concatColumns(_ xs: [Variable]) -> Variable {
     let widths = xs.map { $0.shape[1] }
     let total = widths.reduce(0, +)
     var out = [Float](repeating: 0, count: rows * total)
-    var off = 0
-    for (x, w) in zip(xs, widths) {
-        for r in 0..<rows { for j in 0..<w { out[r * total + off + j] = x.value.data[r * w + j] } }
-        off += w
+    var offset = 0
+    out.withUnsafeMutableBufferPointer { dst in
+        for (x, w) in zip(xs, widths) {
+            if rows > 0 && w > 0 {
+                x.value.data.withUnsafeBufferPointer { src in
+                    copyRows(rows, width: w, from: src.baseAddress!, stride: w, offset: 0,
+                             to: dst.baseAddress!, stride: total, offset: offset)
+                }
+            }
+            offset += w
+        }
     }
     return Variable.record(Tensor(shape: [rows, total], data: out), parents: xs) { g in
         var grads: [Tensor?] = []
         var o = 0
-        for w in widths {
-            var gx = [Float](repeating: 0, count: rows * w)
-            for r in 0..<rows { for j in 0..<w { gx[r * w + j] = g.data[r * total + o + j] } }
-            grads.append(Tensor(shape: [rows, w], data: gx))
-            o += w
+        g.data.withUnsafeBufferPointer { src in
+            for w in widths {
+                var gx = [Float](repeating: 0, count: rows * w)
+                if rows > 0 && w > 0 {
+                    gx.withUnsafeMutableBufferPointer { dst in
+                        copyRows(rows, width: w, from: src.baseAddress!, stride: total, offset: o,
+                                 to: dst.baseAddress!, stride: w, offset: 0)
+                    }
+                }
+                grads.append(Tensor(shape: [rows, w], data: gx))
+                o += w
+            }
         }
         return grads
     }
