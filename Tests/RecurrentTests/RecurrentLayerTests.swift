@@ -360,10 +360,10 @@ final class CoupledLSTMCell: RecurrentCell {
         layer.training = true
         var replay = layer.dropoutGenerator
         let y = layer(x).output
-        let y0 = layer.runOnTape(layer: 0, reverse: false, x, initial: nil, lengths: nil).output
+        let y0 = layer.runOnTape(layer.directionParameters[0][0], reverse: false, x, initial: nil, lengths: nil).output
         var mask = Tensor(zeros: y0.shape)
         for i in 0..<mask.count { mask.data[i] = replay.nextUniform() < 1 - p ? 1 / (1 - p) : 0 }
-        let expected = layer.runOnTape(layer: 1, reverse: false, multiplyByConstant(y0, mask), initial: nil, lengths: nil).output
+        let expected = layer.runOnTape(layer.directionParameters[1][0], reverse: false, multiplyByConstant(y0, mask), initial: nil, lengths: nil).output
         #expect(y.value.maxAbsDifference(expected.value) < 1e-6)
         #expect(layer.dropoutGenerator == replay)
         #expect(mask.data.contains(0) && mask.data.contains(1 / (1 - p)))
@@ -395,7 +395,7 @@ final class CoupledLSTMCell: RecurrentCell {
             for d in 0..<2 {
                 let row = k * 2 + d
                 let initial = s0.components.map { index($0, row) }
-                let (out, final) = layer.runOnTape(layer: k, reverse: d == 1, input, initial: initial, lengths: [3, 2])
+                let (out, final) = layer.runOnTape(layer.directionParameters[k][d], reverse: d == 1, input, initial: initial, lengths: [3, 2])
                 #expect(final[0].value == index(state.h, row).value)
                 #expect(final[1].value == index(state.c!, row).value)
                 outs.append(out)

@@ -12,8 +12,13 @@
 /// U(−1/√H, 1/√H).
 ///
 /// Data runs time-major inside (`[T, B, ·]`, element `t·B + b`); batch-first PyTorch code sees the
-/// same numbers transposed. When the vocabulary is smaller than the embedding, long inputs run
-/// through `FoldedEmbeddingStack` (the same function, computed with fewer operations).
+/// same numbers transposed.
+///
+/// When the vocabulary is smaller than the embedding (V < E), long inputs fold the embedding into
+/// layer 0, an exact rewrite with fewer operations: layer 0 computes `x_t · W_ihᵀ` with
+/// `x_t = E[s_t]`, which is `onehot(s_t) · Mᵀ` for `M = W_ih · Eᵀ` `[G·H, V]`; so the layer runs on
+/// one-hot inputs `[T, B, V]` with input weights M, its products have width V instead of E, it
+/// needs no input gradient, and `dM` flows back to `W_ih` and `E` through the tape.
 public final class CharacterLanguageModel: Module {
     public let configuration: LanguageModelConfiguration
     public let vocabulary: Vocabulary
@@ -22,9 +27,7 @@ public final class CharacterLanguageModel: Module {
     public let head: Linear
     /// Dropout before the head (training only), `configuration.dropout`.
     let outputDropout: Dropout
-    /// The same stack with the embedding folded into layer 0 (used when it is cheaper).
-    let folded: FoldedEmbeddingStack
-    /// Whether `callAsFunction` may use `folded` (tests turn it off to compare both paths).
+    /// Whether long inputs may fold the embedding into layer 0 (tests turn it off to compare).
     var allowsFolding = true
 
     public init(configuration: LanguageModelConfiguration, rng: inout RandomGenerator) throws {
@@ -39,7 +42,6 @@ public final class CharacterLanguageModel: Module {
         head.weight.value = rng.uniformTensor([v, h], low: -bound, high: bound)
         head.bias!.value = rng.uniformTensor([v], low: -bound, high: bound)
         outputDropout = Dropout(probability: configuration.dropout)
-        folded = FoldedEmbeddingStack(rnn: rnn, vocabularySize: v, embeddingSize: e)
     }
 
     public func namedParameters() -> [(String, Variable)] {
@@ -57,17 +59,43 @@ public final class CharacterLanguageModel: Module {
     /// `dropoutGenerator` draws the output-dropout mask while training.
     public func callAsFunction(_ inputs: [Int], steps: Int, batch: Int, state: RecurrentState?,
                                dropoutGenerator: inout RandomGenerator) -> (logits: Variable, state: RecurrentState) {
-        precondition(inputs.count == steps * batch, "CharacterLanguageModel: \(inputs.count) inputs for \(steps) steps × \(batch) rows")
+        forward(inputs, steps: steps, batch: batch, state: state, training: training, dropoutGenerator: &dropoutGenerator)
+    }
+
+    /// Inference (evaluation, sampling, cell activations): the same function without dropout and
+    /// without recording, on values.
+    public func predict(_ inputs: [Int], steps: Int, batch: Int, state: RecurrentState?) -> (logits: Tensor, state: RecurrentState) {
+        var unused = RandomGenerator(seed: 0)
+        let (logits, final) = GradientMode.withoutGradients {
+            forward(inputs, steps: steps, batch: batch, state: state, training: false, dropoutGenerator: &unused)
+        }
+        return (logits.value, final)
+    }
+
+    /// Whether folding the embedding into layer 0 costs fewer operations for `rows` = T·B inputs:
+    /// the one-hot product (width V) plus forming M (E·V per gate row) against width E.
+    func foldingPays(rows: Int) -> Bool {
+        let v = vocabulary.count, e = configuration.embeddingSize
+        return v < e && rows * (e - v) > e * v
+    }
+
+    func forward(_ inputs: [Int], steps: Int, batch: Int, state: RecurrentState?, training: Bool,
+                 dropoutGenerator: inout RandomGenerator) -> (logits: Variable, state: RecurrentState) {
+        let rows = steps * batch
+        precondition(inputs.count == rows, "CharacterLanguageModel: \(inputs.count) inputs for \(steps) steps × \(batch) rows")
         let output: Variable, final: RecurrentState
-        if allowsFolding && folded.pays(rows: steps * batch) {
-            (output, final) = folded(inputs, steps: steps, batch: batch, embedding: embedding.weight, state: state,
-                                     training: training, dropout: configuration.dropout,
-                                     dropoutGenerator: &rnn.dropoutGenerator)
+        if allowsFolding && foldingPays(rows: rows) {
+            let v = vocabulary.count
+            var oneHot = [Float](repeating: 0, count: rows * v)
+            for (row, symbol) in inputs.enumerated() { oneHot[row * v + symbol] = 1 }
+            let m = matmul(rnn.directionParameters[0][0].weightIH, embedding.weight, transposeB: true)   // [G·H, V]
+            (output, final) = rnn.run(Variable(Tensor(shape: [steps, batch, v], data: oneHot)),
+                                      firstLayerInputWeights: [m], initialState: state, lengths: nil, training: training)
         } else {
             let x = reshape(embedding(inputs), [steps, batch, configuration.embeddingSize])
-            (output, final) = rnn(x, initialState: state)
+            (output, final) = rnn.run(x, initialState: state, lengths: nil, training: training)
         }
-        var features = reshape(output, [steps * batch, configuration.hiddenSize])
+        var features = reshape(output, [rows, configuration.hiddenSize])
         features = outputDropout(features, training: training, rng: &dropoutGenerator)
         return (head(features), final)
     }

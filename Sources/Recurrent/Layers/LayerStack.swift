@@ -40,6 +40,12 @@ struct LayerStack {
         self.stateComponentCount = stateComponentCount
     }
 
+    /// The same stack with layer 0 reading `inputSize` features.
+    func withInputSize(_ inputSize: Int) -> LayerStack {
+        LayerStack(inputSize: inputSize, hiddenSize: hiddenSize, numLayers: numLayers, bidirectional: bidirectional,
+                   mergeMode: mergeMode, dropout: dropout, stateComponentCount: stateComponentCount)
+    }
+
     /// D: 2 when bidirectional, else 1.
     var directions: Int { bidirectional ? 2 : 1 }
 

@@ -26,7 +26,7 @@
 public final class RecurrentLayer: Module, CustomStringConvertible {
     /// The four parameters of one (layer, direction).
     struct DirectionParameters {
-        let weightIH: Variable
+        var weightIH: Variable
         let weightHH: Variable
         let biasIH: Variable
         let biasHH: Variable
@@ -94,18 +94,35 @@ public final class RecurrentLayer: Module, CustomStringConvertible {
     /// means every sequence has all T steps.
     public func callAsFunction(_ x: Variable, initialState: RecurrentState? = nil,
                                lengths: [Int]? = nil) -> (output: Variable, state: RecurrentState) {
-        stack(x, initialState: initialState, lengths: lengths, training: training,
-              dropoutGenerator: &dropoutGenerator) { layer, reverse, input, initial, lengths in
-            useFusedKernels
-                ? runFused(layer: layer, reverse: reverse, input, initial: initial, lengths: lengths)
-                : runOnTape(layer: layer, reverse: reverse, input, initial: initial, lengths: lengths)
+        run(x, initialState: initialState, lengths: lengths, training: training)
+    }
+
+    /// `callAsFunction` with dropout on or off explicitly, and optionally layer 0 reading `x`
+    /// `[T, B, I']` through `firstLayerInputWeights` (one `[G·H, I']` per direction) instead of
+    /// `weight_ih_l0`. The character language model folds its embedding into layer 0 this way:
+    /// `x` one-hot `[T, B, V]`, weights `W_ih·Eᵀ`.
+    func run(_ x: Variable, firstLayerInputWeights: [Variable]? = nil, initialState: RecurrentState?,
+             lengths: [Int]?, training: Bool) -> (output: Variable, state: RecurrentState) {
+        var layers = stack
+        if let weights = firstLayerInputWeights {
+            precondition(weights.count == stack.directions && x.value.rank == 3
+                         && weights.allSatisfy { $0.shape == [kind.gateCount * hiddenSize, x.shape[2]] },
+                         "recurrent layer: first-layer input weights must be \(stack.directions) × [\(kind.gateCount * hiddenSize), \(x.shape.last ?? 0)], got \(weights.map(\.shape))")
+            layers = stack.withInputSize(x.shape[2])
+        }
+        return layers(x, initialState: initialState, lengths: lengths, training: training,
+                      dropoutGenerator: &dropoutGenerator) { layer, reverse, input, initial, lengths in
+            var p = directionParameters[layer][reverse ? 1 : 0]
+            if layer == 0, let weights = firstLayerInputWeights { p.weightIH = weights[reverse ? 1 : 0] }
+            return useFusedKernels
+                ? runFused(p, reverse: reverse, input, initial: initial, lengths: lengths)
+                : runOnTape(p, reverse: reverse, input, initial: initial, lengths: lengths)
         }
     }
 
-    /// One direction as a single `FusedSequence.apply` node over this layer's parameters.
-    func runFused(layer: Int, reverse: Bool, _ x: Variable, initial: [Variable]?,
+    /// One direction as a single `FusedSequence.apply` node over the parameters `p`.
+    func runFused(_ p: DirectionParameters, reverse: Bool, _ x: Variable, initial: [Variable]?,
                   lengths: [Int]?) -> (output: Variable, final: [Variable]) {
-        let p = directionParameters[layer][reverse ? 1 : 0]
         let zeros = { Variable(Tensor(zeros: [x.shape[1], self.hiddenSize])) }
         let h0 = initial?[0] ?? zeros()
         let c0 = kind.hasCellState ? (initial?[1] ?? zeros()) : nil
@@ -115,10 +132,9 @@ public final class RecurrentLayer: Module, CustomStringConvertible {
         return (r.output, [r.hN] + (r.cN.map { [$0] } ?? []))
     }
 
-    /// One direction as the cell of `kind` over this layer's parameters, stepped on the tape.
-    func runOnTape(layer: Int, reverse: Bool, _ x: Variable, initial: [Variable]?,
-                 lengths: [Int]?) -> (output: Variable, final: [Variable]) {
-        let p = directionParameters[layer][reverse ? 1 : 0]
+    /// One direction as the cell of `kind` over the parameters `p`, stepped on the tape.
+    func runOnTape(_ p: DirectionParameters, reverse: Bool, _ x: Variable, initial: [Variable]?,
+                   lengths: [Int]?) -> (output: Variable, final: [Variable]) {
         switch kind {
         case .rnnTanh, .rnnReLU:
             let cell = RNNCell(nonlinearity: kind == .rnnTanh ? .tanh : .relu, weightIH: p.weightIH,
