@@ -54,7 +54,7 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
     public mutating func nextNormal() -> Float {
         let u1 = max(Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0), 1e-300)
         let u2 = Double(next() >> 11) * (1.0 / 9_007_199_254_740_992.0)
-        return Float((-2 * Foundation_log(u1)).squareRoot() * Foundation_cos(2 * Double.pi * u2))
+        return Float((-2 * log(u1)).squareRoot() * cos(2 * Double.pi * u2))
     }
 
     /// Integer in 0..<n without modulo bias.
@@ -72,5 +72,3 @@ public struct RandomGenerator: RandomNumberGenerator, Sendable, Equatable {
     }
 }
 
-@inline(__always) func Foundation_log(_ x: Double) -> Double { log(x) }
-@inline(__always) func Foundation_cos(_ x: Double) -> Double { cos(x) }
