@@ -12,6 +12,15 @@
 #define CK_KERNEL
 #endif
 #define CK_INLINE static inline __attribute__((always_inline))
+// The row loops touch element j of every array only in iteration j. Clang vectorizes them
+// anyway, but behind run-time overlap checks between the many pointers; on this code those
+// checks sent every call down the scalar loop (measured: LSTM backward 10.3 ns per element
+// scalar vs 2.0 vectorized). Stating that the iterations are independent removes the checks.
+#if defined(__clang__)
+#define CK_ELEMENTWISE _Pragma("clang loop vectorize(assume_safety)")
+#else
+#define CK_ELEMENTWISE
+#endif
 
 static inline int ck_active(const ck_block *s, long b) {
     return s->lengths == NULL || s->t < (long)s->lengths[b];
@@ -80,6 +89,7 @@ CK_KERNEL void ck_tanh(long n, const float *restrict x, float *restrict y) {
 CK_INLINE void ck_rnn_forward_row(long U, int relu, const float *restrict g, const float *restrict bhh,
                                   const float *restrict bih, const float *restrict x, float *restrict hn,
                                   float *restrict o, int hb) {
+    CK_ELEMENTWISE
     for (long j = 0; j < U; j++) {
         float a = (g[j] + bhh[j]) + (hb ? x[j] + bih[j] : x[j]);
         float h = relu ? (a > 0 ? a : 0) : ck_tanhf(a);
@@ -114,6 +124,7 @@ CK_INLINE void ck_lstm_forward_row(long U, long H, const float *restrict g, cons
                                    const float *restrict bih, const float *restrict x, const float *restrict cp,
                                    float *restrict cn, float *restrict hn, float *restrict o, float *restrict a,
                                    int hb) {
+    CK_ELEMENTWISE
     for (long j = 0; j < U; j++) {
         float xi = hb ? x[j] + bih[j] : x[j];
         float xf = hb ? x[H + j] + bih[H + j] : x[H + j];
@@ -158,6 +169,7 @@ CK_INLINE void ck_gru_forward_row(long U, long H, const float *restrict g, const
                                   const float *restrict bih, const float *restrict x, const float *restrict hp,
                                   float *restrict hn, float *restrict o, float *restrict a, float *restrict gn,
                                   int hb) {
+    CK_ELEMENTWISE
     for (long j = 0; j < U; j++) {
         float xr = hb ? x[j] + bih[j] : x[j];
         float xz = hb ? x[H + j] + bih[H + j] : x[H + j];
@@ -198,6 +210,7 @@ CK_KERNEL void ck_gru_forward(const ck_block *s, const float *restrict gh, const
 
 CK_INLINE void ck_rnn_backward_row(long U, int relu, const float *restrict hy, const float *restrict dout,
                                    float *restrict d, float *restrict dg, float *restrict db, int hasOut, int hasBias) {
+    CK_ELEMENTWISE
     for (long j = 0; j < U; j++) {
         float g = hasOut ? d[j] + dout[j] : d[j];
         float v = relu ? (hy[j] > 0 ? g : 0.0f) : g * (1.0f - hy[j] * hy[j]);
@@ -230,6 +243,7 @@ CK_INLINE void ck_lstm_backward_row(long U, long H, const float *restrict a, con
                                     const float *restrict cc, const float *restrict dout, float *restrict d,
                                     float *restrict dcell, float *restrict dg, float *restrict db,
                                     int hasOut, int hasBias) {
+    CK_ELEMENTWISE
     for (long j = 0; j < U; j++) {
         float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
         float dhy = hasOut ? d[j] + dout[j] : d[j];
@@ -278,6 +292,7 @@ CK_INLINE void ck_gru_backward_row(long U, long H, const float *restrict a, cons
                                    const float *restrict hp, const float *restrict dout, float *restrict d,
                                    float *restrict gi, float *restrict gh, float *restrict db,
                                    float *restrict dbh, int hasOut, int hasBias) {
+    CK_ELEMENTWISE
     for (long j = 0; j < U; j++) {
         float r = a[j], z = a[H + j], n = a[2 * H + j];
         float dhy = hasOut ? d[j] + dout[j] : d[j];
