@@ -16,6 +16,10 @@ struct LayerStack {
     /// state components after the last processed step.
     typealias RunDirection = (_ layer: Int, _ reverse: Bool, _ x: Variable, _ initial: [Variable]?,
                               _ lengths: [Int]?) -> (output: Variable, final: [Variable])
+    /// Runs both directions of one bidirectional layer at once (same arguments, with the initial
+    /// states of the forward then the reverse direction) → their results in that order.
+    typealias RunBothDirections = (_ layer: Int, _ x: Variable, _ initial: [[Variable]?], _ lengths: [Int]?)
+        -> [(output: Variable, final: [Variable])]
 
     let inputSize: Int
     let hiddenSize: Int
@@ -61,7 +65,8 @@ struct LayerStack {
     /// Runs the stack over `x` `[T, B, I]` → output `[T, B, outputSize]` and the final state.
     func callAsFunction(_ x: Variable, initialState: RecurrentState?, lengths: [Int]?, training: Bool,
                         dropoutGenerator: inout RandomGenerator,
-                        runDirection: RunDirection) -> (output: Variable, state: RecurrentState) {
+                        runDirection: RunDirection,
+                        runBothDirections: RunBothDirections? = nil) -> (output: Variable, state: RecurrentState) {
         precondition(x.value.rank == 3 && x.shape[2] == inputSize,
                      "recurrent layer: input must be [T, B, \(inputSize)], got \(x.shape)")
         let (steps, batch) = (x.shape[0], x.shape[1])
@@ -88,10 +93,16 @@ struct LayerStack {
         var layerInput = x
         for layer in 0..<numLayers {
             var outputs: [Variable] = []
-            for direction in 0..<directions {
-                let row = layer * directions + direction
-                let initial = initialRows.map { rows in rows.map { $0[row] } }
-                let (y, final) = runDirection(layer, direction == 1, layerInput, initial, lengths)
+            let initials = (0..<directions).map { direction in
+                initialRows.map { rows in rows.map { $0[layer * directions + direction] } }
+            }
+            let results: [(output: Variable, final: [Variable])]
+            if directions == 2, let runBothDirections {
+                results = runBothDirections(layer, layerInput, initials, lengths)
+            } else {
+                results = (0..<directions).map { runDirection(layer, $0 == 1, layerInput, initials[$0], lengths) }
+            }
+            for (y, final) in results {
                 precondition(y.shape == [steps, batch, hiddenSize] && final.count == stateComponentCount,
                              "recurrent layer: a direction returned output \(y.shape) and \(final.count) state components")
                 outputs.append(y)

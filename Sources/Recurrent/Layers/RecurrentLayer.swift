@@ -110,14 +110,24 @@ public final class RecurrentLayer: Module, CustomStringConvertible {
                          "recurrent layer: first-layer input weights must be \(stack.directions) × [\(kind.gateCount * hiddenSize), \(x.shape.last ?? 0)], got \(weights.map(\.shape))")
             layers = stack.withInputSize(x.shape[2])
         }
-        return layers(x, initialState: initialState, lengths: lengths, training: training,
-                      dropoutGenerator: &dropoutGenerator) { layer, reverse, input, initial, lengths in
-            var p = directionParameters[layer][reverse ? 1 : 0]
-            if layer == 0, let weights = firstLayerInputWeights { p.weightIH = weights[reverse ? 1 : 0] }
-            return useFusedKernels
-                ? runFused(p, reverse: reverse, input, initial: initial, lengths: lengths)
-                : runOnTape(p, reverse: reverse, input, initial: initial, lengths: lengths)
+        let parameters = { (layer: Int, direction: Int) -> DirectionParameters in
+            var p = self.directionParameters[layer][direction]
+            if layer == 0, let weights = firstLayerInputWeights { p.weightIH = weights[direction] }
+            return p
         }
+        let together = useFusedKernels && FusedSequence.runsDirectionsTogether
+        return layers(x, initialState: initialState, lengths: lengths, training: training,
+                      dropoutGenerator: &dropoutGenerator,
+                      runDirection: { layer, reverse, input, initial, lengths in
+                          let p = parameters(layer, reverse ? 1 : 0)
+                          return self.useFusedKernels
+                              ? self.runFused(p, reverse: reverse, input, initial: initial, lengths: lengths)
+                              : self.runOnTape(p, reverse: reverse, input, initial: initial, lengths: lengths)
+                      },
+                      runBothDirections: together ? { layer, input, initials, lengths in
+                          self.runFusedBothDirections([parameters(layer, 0), parameters(layer, 1)], input,
+                                                      initials: initials, lengths: lengths)
+                      } : nil)
     }
 
     /// One direction as a single `FusedSequence.apply` node over the parameters `p`.
@@ -130,6 +140,20 @@ public final class RecurrentLayer: Module, CustomStringConvertible {
                                     biasIH: p.biasIH, biasHH: p.biasHH, h0: h0, c0: c0,
                                     lengths: lengths, reverse: reverse)
         return (r.output, [r.hN] + (r.cN.map { [$0] } ?? []))
+    }
+
+    /// Both directions of a layer as one `FusedSequence.applyBothDirections` node, each direction
+    /// on its own thread.
+    func runFusedBothDirections(_ p: [DirectionParameters], _ x: Variable, initials: [[Variable]?],
+                                lengths: [Int]?) -> [(output: Variable, final: [Variable])] {
+        let zeros = { Variable(Tensor(zeros: [x.shape[1], self.hiddenSize])) }
+        let h0 = initials.map { $0?[0] ?? zeros() }
+        let c0 = kind.hasCellState ? initials.map { $0?[1] ?? zeros() } : nil
+        let results = FusedSequence.applyBothDirections(
+            kind: kind, x: x,
+            weights: p.map { .init(weightIH: $0.weightIH, weightHH: $0.weightHH, biasIH: $0.biasIH, biasHH: $0.biasHH) },
+            h0: h0, c0: c0, lengths: lengths)
+        return results.map { ($0.output, [$0.hN] + ($0.cN.map { [$0] } ?? [])) }
     }
 
     /// One direction as the cell of `kind` over the parameters `p`, stepped on the tape.

@@ -30,8 +30,8 @@ extension FusedSequence {
         }
     }
 
-    private static func gradients(_ ctx: Context, dOutput: Tensor?, dhN: Tensor?, dcN: Tensor?, inputGradient: Bool,
-                                  threads: Int) -> Gradients {
+    static func gradients(_ ctx: Context, dOutput: Tensor?, dhN: Tensor?, dcN: Tensor?, inputGradient: Bool,
+                          threads: Int) -> Gradients {
         let T = ctx.steps, B = ctx.batch, I = ctx.inputSize, H = ctx.hiddenSize
         let G = ctx.kind.gateCount, GH = G * H, BH = B * H
         if let dOutput { precondition(dOutput.shape == [T, B, H], "FusedSequence.backward: dOutput must be [\(T), \(B), \(H)], got \(dOutput.shape)") }

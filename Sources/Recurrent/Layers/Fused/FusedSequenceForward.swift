@@ -27,10 +27,10 @@ extension FusedSequence {
         }
     }
 
-    private static func forward(kind: CellKind, x: Tensor, weightIH: Tensor, weightHH: Tensor,
-                                biasIH: Tensor, biasHH: Tensor, h0: Tensor, c0: Tensor?,
-                                lengths: [Int]?, reverse: Bool, saveForBackward: Bool, execution: Execution,
-                                threads: Int)
+    static func forward(kind: CellKind, x: Tensor, weightIH: Tensor, weightHH: Tensor,
+                        biasIH: Tensor, biasHH: Tensor, h0: Tensor, c0: Tensor?,
+                        lengths: [Int]?, reverse: Bool, saveForBackward: Bool, execution: Execution,
+                        threads: Int)
         -> (output: Tensor, hN: Tensor, cN: Tensor?, context: Context?) {
         precondition(x.rank == 3, "FusedSequence: x must be [T, B, I], got \(x.shape)")
         let T = x.shape[0], B = x.shape[1], I = x.shape[2]

@@ -1,0 +1,87 @@
+/// Both directions of a bidirectional layer as one node of the autodiff tape, run at the same time.
+///
+/// The two directions read the same input `x [T, B, I]` and are independent until their outputs
+/// are merged, so with two threads each direction runs on its own thread over all B rows, forward
+/// and backward: no meeting per step or per sequence between them, each core keeps its own
+/// direction's `W_hh` (and `W_ih`) in cache, and each thread's products see all B rows instead of
+/// half. The results are exactly those of two `FusedSequence.apply` calls (same kernels, same
+/// order of operations); `dx` is the sum of the two directions' input gradients.
+extension FusedSequence {
+    /// The parameters of one direction: `W_ih [G·H, I]`, `W_hh [G·H, H]`, `b_ih`, `b_hh [G·H]`.
+    struct DirectionWeights {
+        let weightIH: Variable, weightHH: Variable, biasIH: Variable, biasHH: Variable
+    }
+
+    /// Whether `applyBothDirections` pays: two or three threads (one per direction; with four or
+    /// more, splitting each direction between all threads in turn keeps every core busy).
+    static var runsDirectionsTogether: Bool {
+        let threads = BLAS.threads
+        return threads >= 2 && threads < 4
+    }
+
+    /// - Parameters: `x [T, B, I]`; `weights`, `h0` (`[B, H]` each) and `c0` (LSTM) for the forward
+    ///   then the reverse direction; `lengths` as in `forward`.
+    /// - Returns: per direction (forward, reverse) `output [T, B, H]`, `hN` and (LSTM) `cN` `[B, H]`.
+    static func applyBothDirections(kind: CellKind, x: Variable, weights: [DirectionWeights], h0: [Variable],
+                                    c0: [Variable]?, lengths: [Int]?)
+        -> [(output: Variable, hN: Variable, cN: Variable?)] {
+        precondition(weights.count == 2 && h0.count == 2 && (c0?.count ?? 2) == 2,
+                     "FusedSequence.applyBothDirections: needs two directions")
+        var parents = [x]
+        for w in weights { parents += [w.weightIH, w.weightHH, w.biasIH, w.biasHH] }
+        parents += h0
+        if let c0 { parents += c0 }
+        let recording = GradientMode.isEnabled && parents.contains { $0.requiresGrad }
+        let results = inParallel(2) { d in
+            forward(kind: kind, x: x.value, weightIH: weights[d].weightIH.value, weightHH: weights[d].weightHH.value,
+                    biasIH: weights[d].biasIH.value, biasHH: weights[d].biasHH.value, h0: h0[d].value,
+                    c0: c0?[d].value, lengths: lengths, reverse: d == 1, saveForBackward: recording,
+                    execution: .automatic, threads: 1)
+        }
+        let hasCell = results[0].cN != nil
+        let perDirection = hasCell ? 3 : 2
+        guard recording, let forwardContext = results[0].context, let reverseContext = results[1].context else {
+            return results.map { (Variable($0.output), Variable($0.hN), $0.cN.map { Variable($0) }) }
+        }
+        let contexts = [forwardContext, reverseContext]
+        var values: [Tensor] = []
+        for r in results { values += [r.output, r.hN] + (r.cN.map { [$0] } ?? []) }
+        let inputGradient = x.requiresGrad
+        let hasC0 = c0 != nil
+        let outputs = Variable.recordMultiple(values, parents: parents) { g in
+            let grads = inParallel(2) { d in
+                let base = d * perDirection
+                return gradients(contexts[d], dOutput: g[base], dhN: g[base + 1], dcN: hasCell ? g[base + 2] : nil,
+                                 inputGradient: inputGradient, threads: 1)
+            }
+            var perParent: [Tensor?] = [inputGradient ? grads[0].dx! + grads[1].dx! : nil]
+            for d in 0..<2 { perParent += [grads[d].dWeightIH, grads[d].dWeightHH, grads[d].dBiasIH, grads[d].dBiasHH] }
+            perParent += [grads[0].dh0, grads[1].dh0]
+            if hasC0 { perParent += [grads[0].dc0, grads[1].dc0] }
+            return perParent
+        }
+        return (0..<2).map { d in
+            let base = d * perDirection
+            return (outputs[base], outputs[base + 1], hasCell ? outputs[base + 2] : nil)
+        }
+    }
+
+    /// `body(0..<parts)` on up to `parts` threads (BLAS single-threaded meanwhile, see
+    /// `withFusedThreads`), results in order.
+    private static func inParallel<R>(_ parts: Int, _ body: (Int) -> R) -> [R] {
+        let slots = UnsafeMutablePointer<R>.allocate(capacity: parts)
+        defer { slots.deinitialize(count: parts); slots.deallocate() }
+        withoutActuallyEscaping(body) { body in
+            let job = ParallelJob(body: body, slots: slots)
+            withFusedThreads { _ in runParts(parts) { p in job.run(p) } }
+        }
+        return Array(UnsafeBufferPointer(start: slots, count: parts))
+    }
+}
+
+/// One part of `inParallel`: each part writes only its own slot.
+private struct ParallelJob<R>: @unchecked Sendable {
+    let body: (Int) -> R
+    let slots: UnsafeMutablePointer<R>
+    func run(_ part: Int) { (slots + part).initialize(to: body(part)) }
+}
