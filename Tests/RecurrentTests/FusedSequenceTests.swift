@@ -198,8 +198,8 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         }
         let x = parameter([T, B, I], 1)
         let weights = (0..<2).map { _ in
-            FusedSequence.DirectionWeights(weightIH: parameter([G * H, I]), weightHH: parameter([G * H, H]),
-                                           biasIH: parameter([G * H]), biasHH: parameter([G * H]))
+            DirectionParameters(weightIH: parameter([G * H, I]), weightHH: parameter([G * H, H]),
+                                biasIH: parameter([G * H]), biasHH: parameter([G * H]))
         }
         let h0 = (0..<2).map { _ in parameter([B, H], 1) }
         let c0: [Variable]? = kind == .lstm ? (0..<2).map { _ in parameter([B, H], 1) } : nil
@@ -217,7 +217,7 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         func run(together: Bool) -> (values: [Tensor], grads: [Tensor]) {
             for v in all { v.zeroGrad() }
             let results = together
-                ? FusedSequence.applyBothDirections(kind: kind, x: x, weights: weights, h0: h0, c0: c0, lengths: lengths)
+                ? FusedSequence.applyBothDirections(kind: kind, x: x, parameters: weights, h0: h0, c0: c0, lengths: lengths)
                 : (0..<2).map { d in
                     FusedSequence.apply(kind: kind, x: x, weightIH: weights[d].weightIH, weightHH: weights[d].weightHH,
                                         biasIH: weights[d].biasIH, biasHH: weights[d].biasHH, h0: h0[d], c0: c0?[d],
@@ -236,7 +236,7 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         // ReLU's kink at 0 defeats central differences with this many units near it.
         if kind != .rnnReLU {
             let r = gradientCheck([x]) {
-                loss(FusedSequence.applyBothDirections(kind: kind, x: x, weights: weights, h0: h0, c0: c0, lengths: lengths))
+                loss(FusedSequence.applyBothDirections(kind: kind, x: x, parameters: weights, h0: h0, c0: c0, lengths: lengths))
             }
             #expect(r.ratio <= 1, "\(kind): \(r.worst)")
         }

@@ -24,14 +24,6 @@
 /// directions, merging and the state layout (`LayerStack`), so they can be compared on identical
 /// weights.
 public final class RecurrentLayer: Module, CustomStringConvertible {
-    /// The four parameters of one (layer, direction).
-    struct DirectionParameters {
-        var weightIH: Variable
-        let weightHH: Variable
-        let biasIH: Variable
-        let biasHH: Variable
-    }
-
     public let kind: CellKind
     public var inputSize: Int { stack.inputSize }
     public var hiddenSize: Int { stack.hiddenSize }
@@ -149,10 +141,8 @@ public final class RecurrentLayer: Module, CustomStringConvertible {
         let zeros = { Variable(Tensor(zeros: [x.shape[1], self.hiddenSize])) }
         let h0 = initials.map { $0?[0] ?? zeros() }
         let c0 = kind.hasCellState ? initials.map { $0?[1] ?? zeros() } : nil
-        let results = FusedSequence.applyBothDirections(
-            kind: kind, x: x,
-            weights: p.map { .init(weightIH: $0.weightIH, weightHH: $0.weightHH, biasIH: $0.biasIH, biasHH: $0.biasHH) },
-            h0: h0, c0: c0, lengths: lengths)
+        let results = FusedSequence.applyBothDirections(kind: kind, x: x, parameters: p, h0: h0, c0: c0,
+                                                        lengths: lengths)
         return results.map { ($0.output, [$0.hN] + ($0.cN.map { [$0] } ?? [])) }
     }
 

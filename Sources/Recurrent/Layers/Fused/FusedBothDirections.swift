@@ -7,11 +7,6 @@
 /// half. The results are exactly those of two `FusedSequence.apply` calls (same kernels, same
 /// order of operations); `dx` is the sum of the two directions' input gradients.
 extension FusedSequence {
-    /// The parameters of one direction: `W_ih [G·H, I]`, `W_hh [G·H, H]`, `b_ih`, `b_hh [G·H]`.
-    struct DirectionWeights {
-        let weightIH: Variable, weightHH: Variable, biasIH: Variable, biasHH: Variable
-    }
-
     /// Whether `applyBothDirections` pays: two or three threads (one per direction; with four or
     /// more, splitting each direction between all threads in turn keeps every core busy).
     static var runsDirectionsTogether: Bool {
@@ -19,22 +14,22 @@ extension FusedSequence {
         return threads >= 2 && threads < 4
     }
 
-    /// - Parameters: `x [T, B, I]`; `weights`, `h0` (`[B, H]` each) and `c0` (LSTM) for the forward
-    ///   then the reverse direction; `lengths` as in `forward`.
+    /// - Parameters: `x [T, B, I]`; `parameters`, `h0` (`[B, H]` each) and `c0` (LSTM) for the
+    ///   forward then the reverse direction; `lengths` as in `forward`.
     /// - Returns: per direction (forward, reverse) `output [T, B, H]`, `hN` and (LSTM) `cN` `[B, H]`.
-    static func applyBothDirections(kind: CellKind, x: Variable, weights: [DirectionWeights], h0: [Variable],
-                                    c0: [Variable]?, lengths: [Int]?)
+    static func applyBothDirections(kind: CellKind, x: Variable, parameters: [DirectionParameters],
+                                    h0: [Variable], c0: [Variable]?, lengths: [Int]?)
         -> [(output: Variable, hN: Variable, cN: Variable?)] {
-        precondition(weights.count == 2 && h0.count == 2 && (c0?.count ?? 2) == 2,
+        precondition(parameters.count == 2 && h0.count == 2 && (c0?.count ?? 2) == 2,
                      "FusedSequence.applyBothDirections: needs two directions")
         var parents = [x]
-        for w in weights { parents += [w.weightIH, w.weightHH, w.biasIH, w.biasHH] }
+        for p in parameters { parents += [p.weightIH, p.weightHH, p.biasIH, p.biasHH] }
         parents += h0
         if let c0 { parents += c0 }
         let recording = GradientMode.isEnabled && parents.contains { $0.requiresGrad }
         let results = inParallel(2) { d in
-            forward(kind: kind, x: x.value, weightIH: weights[d].weightIH.value, weightHH: weights[d].weightHH.value,
-                    biasIH: weights[d].biasIH.value, biasHH: weights[d].biasHH.value, h0: h0[d].value,
+            forward(kind: kind, x: x.value, weightIH: parameters[d].weightIH.value, weightHH: parameters[d].weightHH.value,
+                    biasIH: parameters[d].biasIH.value, biasHH: parameters[d].biasHH.value, h0: h0[d].value,
                     c0: c0?[d].value, lengths: lengths, reverse: d == 1, saveForBackward: recording,
                     execution: .automatic, threads: 1)
         }
