@@ -4,14 +4,9 @@
 // compiler vectorizes it. On x86-64 each kernel is compiled three times (AVX-512, AVX2, baseline)
 // and the loader picks the widest the CPU supports (function multi-versioning).
 #include "CKernels.h"
+#include "kernel_attributes.h"
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__clang__)
-#define CK_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CK_KERNEL
-#endif
-#define CK_INLINE static inline __attribute__((always_inline))
 // The row loops touch element j of every array only in iteration j. Clang vectorizes them
 // anyway, but behind run-time overlap checks between the many pointers; on this code those
 // checks sent every call down the scalar loop (measured: LSTM backward 10.3 ns per element

@@ -6,14 +6,9 @@
 // The micro-kernel keeps an 8×32 block of C in registers (16 AVX-512 vectors) and performs one
 // broadcast-FMA per row and vector per k.
 #include "CKernels.h"
+#include "kernel_attributes.h"
 #include <string.h>
 
-#if defined(__x86_64__) && defined(__clang__)
-#define CK_KERNEL __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CK_KERNEL
-#endif
-#define CK_INLINE static inline __attribute__((always_inline))
 #define PANEL CK_PANEL_WIDTH
 // How far ahead in a row ck_gemv_rows prefetches (4 cache lines): the 16 rows it reads at once
 // are too many streams for the hardware prefetchers.

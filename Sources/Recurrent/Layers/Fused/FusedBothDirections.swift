@@ -4,8 +4,9 @@
 /// are merged, so with two threads each direction runs on its own thread over all B rows, forward
 /// and backward: no meeting per step or per sequence between them, each core keeps its own
 /// direction's `W_hh` (and `W_ih`) in cache, and each thread's products see all B rows instead of
-/// half. The results are exactly those of two `FusedSequence.apply` calls (same kernels, same
-/// order of operations); `dx` is the sum of the two directions' input gradients.
+/// half. The results are those of two `FusedSequence.apply` calls up to float rounding (the same
+/// kernels; a thread split sums the bias gradients in another order); `dx` is the sum of the two
+/// directions' input gradients.
 extension FusedSequence {
     /// Whether `applyBothDirections` pays: two or three threads (one per direction; with four or
     /// more, splitting each direction between all threads in turn keeps every core busy).
