@@ -304,7 +304,7 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
     /// The packed-panel product against a plain loop, for ragged sizes, both packings and modes.
     @Test func packedProductMatchesLoop() {
         var rng = RandomGenerator(seed: 4)
-        for (m, n, k) in [(1, 1, 1), (3, 33, 5), (9, 64, 7), (13, 70, 31), (1, 96, 40), (17, 31, 2)] {
+        for (m, n, k) in [(1, 1, 1), (3, 33, 5), (9, 64, 7), (13, 70, 31), (1, 96, 40), (17, 31, 2), (5, 64, 48)] {
             for transposed in [false, true] {
                 for accumulate in [false, true] {
                     let b = (0..<(n * k)).map { _ in rng.uniform(-1, 1) }   // B [k, n], or Wᵀ with W [n, k]
@@ -326,21 +326,32 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         }
     }
 
-    /// The matrix-vector kernel (dot products of rows, reduced 16 rows at a time) against a loop.
+    /// The matrix-vector kernel (dot products of rows, reduced 16 rows at a time) against a loop:
+    /// row strides that are not multiples of 16 (unaligned loads) and strides that are, at every
+    /// offset from a 64-byte boundary (aligned loads with the lanes outside each row masked; the
+    /// floats around the rows are NaN, so a lane that leaked into a sum would show).
     @Test func rowProductsMatchLoop() {
         var rng = RandomGenerator(seed: 8)
-        for (rows, k) in [(1, 1), (15, 17), (16, 16), (33, 40), (48, 7)] {
-            let ld = k + 3
-            let w = (0..<(rows * ld)).map { _ in rng.uniform(-1, 1) }
-            let x = (0..<k).map { _ in rng.uniform(-1, 1) }
-            for accumulate in [false, true] {
-                let y0 = (0..<rows).map { _ in rng.uniform(-1, 1) }
-                var y = y0
-                ck_gemv_rows(rows, k, w, ld, x, &y, accumulate ? 1 : 0)
-                for r in 0..<rows {
-                    var s: Double = accumulate ? Double(y0[r]) : 0
-                    for kk in 0..<k { s += Double(w[r * ld + kk]) * Double(x[kk]) }
-                    #expect(abs(Double(y[r]) - s) <= 1e-5, "rows=\(rows) k=\(k) row \(r): \(y[r]) vs \(s)")
+        let shapes = [(1, 1, 4), (15, 17, 20), (16, 16, 19), (33, 40, 43), (48, 7, 10),
+                      (16, 16, 16), (32, 256, 256), (20, 33, 48), (17, 100, 112)]
+        for (rows, k, ld) in shapes {
+            for offset in (ld % 16 == 0 ? Array(0..<16) : [0]) {
+                // A 64-byte aligned buffer (a Workspace), NaN everywhere but the rows' k values.
+                let buffer = Workspace<Float>(count: offset + rows * ld + 16)
+                buffer.pointer.update(repeating: .nan, count: buffer.count)
+                let w = buffer.pointer + offset
+                for r in 0..<rows { for kk in 0..<k { w[r * ld + kk] = rng.uniform(-1, 1) } }
+                let x = (0..<k).map { _ in rng.uniform(-1, 1) }
+                for accumulate in [false, true] {
+                    let y0 = (0..<rows).map { _ in rng.uniform(-1, 1) }
+                    var y = y0
+                    ck_gemv_rows(rows, k, w, ld, x, &y, accumulate ? 1 : 0)
+                    for r in 0..<rows {
+                        var s: Double = accumulate ? Double(y0[r]) : 0
+                        for kk in 0..<k { s += Double(w[r * ld + kk]) * Double(x[kk]) }
+                        #expect(abs(Double(y[r]) - s) <= 1e-5,
+                                "rows=\(rows) k=\(k) ld=\(ld) offset=\(offset) row \(r): \(y[r]) vs \(s)")
+                    }
                 }
             }
         }
