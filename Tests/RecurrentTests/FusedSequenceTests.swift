@@ -358,9 +358,11 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
     }
 
     /// The whole-sequence products (split over one and two threads) against `matmul`.
-    @Test func sequenceProductsMatchMatmul() {
+    /// Row counts cover every path of `linear`: packed by rows (300), packed by columns (50),
+    /// BLAS (10); the sizes are large enough for two threads to share the work.
+    @Test(arguments: [(300, 96, 200), (50, 70, 400), (10, 80, 1400)])
+    func sequenceProductsMatchMatmul(m: Int, n: Int, k: Int) {
         var rng = RandomGenerator(seed: 12)
-        let m = 300, n = 96, k = 200
         let a = rng.uniformTensor([m, k], low: -1, high: 1)
         let w = rng.uniformTensor([n, k], low: -1, high: 1), bias = rng.uniformTensor([n], low: -1, high: 1)
         let v = rng.uniformTensor([k, n], low: -1, high: 1)

@@ -15,14 +15,26 @@ enum SequenceMatmul {
     }
 
     /// `out[m, n] = bias + A[m, k]·Wᵀ` for `W [n, k]` (row-major; `bias [n]` added to every row,
-    /// then the product, as PyTorch's `addmm` does). `out` has row stride n. Below 256 rows
-    /// packing `W` costs more than it saves, so BLAS runs, each thread on a slice of the output
-    /// columns (the rows of `W` it reads).
+    /// then the product, as PyTorch's `addmm` does). `out` has row stride n.
+    ///
+    /// With the packed kernels: from 256 rows `Wᵀ` is packed once and each thread takes a slice
+    /// of rows; from 32 rows (`x·W_ihᵀ` of a short sequence at batch size 1) each thread packs and
+    /// multiplies its own slice of the output columns. Below that packing costs more than it
+    /// saves, and BLAS runs, each thread on a slice of the columns.
     static func linear(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, weight: UnsafePointer<Float>,
                        bias: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>, packed usePacked: Bool,
                        threads: Int) {
         if m == 0 || n == 0 { return }
-        guard usePacked && StepProduct.packedKernelIsFast && m >= 256 else {
+        let fast = usePacked && StepProduct.packedKernelIsFast
+        guard fast && m >= 256 else {
+            if fast && m >= 32 {
+                let packed = Workspace<Float>(count: ck_packed_size(k, n))
+                let job = PackedColumnJob(m: m, n: n, k: k, a: a, lda: lda, weight: weight, bias: bias, out: out,
+                                          packed: packed.pointer)
+                let parts = min(parts(m, n, k, threads: threads), (n + 31) / 32)
+                runParts(parts) { p in job.run(columns: WorkSplit.slice(p, of: parts, count: n, quantum: 32)) }
+                return
+            }
             let job = BLASColumnJob(m: m, n: n, k: k, a: a, lda: lda, weight: weight, bias: bias, out: out)
             let parts = min(parts(m, n, k, threads: threads), max(1, n / 16))
             runParts(parts) { p in job.run(columns: WorkSplit.slice(p, of: parts, count: n, quantum: 16)) }
@@ -78,6 +90,26 @@ private struct RowJob: @unchecked Sendable {
         if let bias { ck_fill_rows(rows.count, n, bias, out + r0 * n) }
         ck_gemm_packed(rows.count, k, a + r0 * lda, lda, packed, 0, (n + 31) / 32, n, out + r0 * n, n,
                        bias == nil ? 0 : 1)
+    }
+}
+
+/// One thread's columns of `out = bias + A·Wᵀ`: it packs the 32-column panels of `Wᵀ` it
+/// needs (rows of `W`) into its part of `packed` and multiplies all rows of `A` by them.
+private struct PackedColumnJob: @unchecked Sendable {
+    let m: Int, n: Int, k: Int
+    let a: UnsafePointer<Float>, lda: Int
+    let weight: UnsafePointer<Float>
+    let bias: UnsafePointer<Float>
+    let out: UnsafeMutablePointer<Float>
+    let packed: UnsafeMutablePointer<Float>
+
+    /// `columns` starts on a multiple of 32.
+    func run(columns: Range<Int>) {
+        if columns.isEmpty { return }
+        let c0 = columns.lowerBound, firstPanel = c0 / 32
+        ck_pack(k, columns.count, weight + c0 * k, k, 1, packed + firstPanel * 32 * k)
+        ck_copy_rows(m, columns.count, bias + c0, 0, out + c0, n)
+        ck_gemm_packed(m, k, a, lda, packed, firstPanel, (columns.upperBound + 31) / 32, n, out, n, 1)
     }
 }
 
