@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """Recurrent vs PyTorch on the peer benchmark configurations, measured interleaved.
 
-For each round and configuration, runs the PyTorch peer script
-(`<shared>/peers/bench_torch.py`) and then `recurrent bench --json` with the same configuration,
-cells and thread count, so both sides see similar machine conditions. After all rounds, prints
-one line per (config, cell, mode, threads): the median over rounds of each side's median step
-time, the ratio torch/ours (> 1: we are faster), our GFLOP/s and its share of the machine's
-256 GFLOP/s fp32 peak, and flags for rows either side measured while other processes used the
-machine (`status: contended`). Contended rounds are left out of a row that has clean ones.
+For each round, configuration and cell, runs the PyTorch peer script
+(`<shared>/peers/bench_torch.py`) and `recurrent bench --json` with the same configuration, cell
+and thread count back to back (PyTorch first in odd rounds, ours first in even ones), so both
+sides see similar machine conditions. After all rounds, prints one line per (config, cell, mode,
+threads): the median over rounds of each side's median step time, the ratio torch/ours (> 1: we
+are faster), the same ratio from each side's fastest step ("min ratio": the machine's speed
+swings by tens of percent from minute to minute, and the fastest step is the least disturbed
+estimate), our GFLOP/s and its share of the machine's 256 GFLOP/s fp32 peak, and flags for rows
+either side measured while other processes used the machine (`status: contended`). Contended
+rounds are left out of a row that has clean ones.
 
 usage: python3 scripts/bench_compare.py [shared-dir] [--configs C1,C3] [--cells rnn,lstm,gru]
            [--threads 1,2] [--rounds 3] [--binary .build/release/recurrent] [--jsonl out.jsonl]
@@ -56,12 +59,15 @@ def main():
     for rnd in range(args.rounds):
         for t in threads:
             for config in configs:
-                torch_cmd = [sys.executable, torch_script, "--configs", config, "--cells", args.cells,
+              for cell in [c for c in args.cells.split(",") if c]:
+                torch_cmd = [sys.executable, torch_script, "--configs", config, "--cells", cell,
                              "--threads", t, "--deadline", str(args.deadline)]
-                ours_cmd = [args.binary, "bench", "--configs", config, "--cells", args.cells,
+                ours_cmd = [args.binary, "bench", "--configs", config, "--cells", cell,
                             "--threads", t, "--deadline", str(args.deadline), "--json"]
-                for side, cmd in (("torch", torch_cmd), ("ours", ours_cmd)):
-                    print(f"# round {rnd + 1}/{args.rounds} threads {t} {config} {side}", file=sys.stderr, flush=True)
+                sides = [("torch", torch_cmd), ("ours", ours_cmd)]
+                for side, cmd in (sides if rnd % 2 == 0 else sides[::-1]):
+                    print(f"# round {rnd + 1}/{args.rounds} threads {t} {config} {cell} {side}", file=sys.stderr,
+                          flush=True)
                     for row in run_json_lines(cmd):
                         key = (row["config"], row["cell"], row["mode"], int(row["threads"]))
                         results.setdefault(key, {"ours": [], "torch": []})[side].append(row)
@@ -70,7 +76,7 @@ def main():
                                 f.write(json.dumps(dict(row, side=side, round=rnd + 1)) + "\n")
 
     header = (f"{'config':6} {'cell':5} {'mode':5} {'thr':>3} {'ours ms':>9} {'torch ms':>9} {'torch/ours':>10} "
-              f"{'our GFLOP/s':>11} {'of peak':>7}  flags")
+              f"{'min ratio':>9} {'our GFLOP/s':>11} {'of peak':>7}  flags")
     print(header, flush=True)
     print("-" * len(header))
     order = {c: i for i, c in enumerate(configs)}
@@ -95,10 +101,13 @@ def main():
         def fmt(v, spec):
             return format(v, spec) if v is not None else "-"
         ratio = torch_ms / ours_ms if ours_ms and torch_ms else None
+        ours_min = min(r["min_ms"] for r in ours) if ours else None
+        torch_min = min(r["min_ms"] for r in torch) if torch else None
+        min_ratio = torch_min / ours_min if ours_min and torch_min else None
         share = gflops / PEAK_GFLOPS if gflops is not None else None
         print(f"{config:6} {cell:5} {mode:5} {t:>3} {fmt(ours_ms, '9.2f')} {fmt(torch_ms, '9.2f')} "
-              f"{fmt(ratio, '10.2f')} {fmt(gflops, '11.1f')} {fmt(share * 100 if share is not None else None, '6.1f')}%  "
-              f"{', '.join(flags)}")
+              f"{fmt(ratio, '10.2f')} {fmt(min_ratio, '9.2f')} {fmt(gflops, '11.1f')} "
+              f"{fmt(share * 100 if share is not None else None, '6.1f')}%  {', '.join(flags)}")
 
 
 if __name__ == "__main__":
