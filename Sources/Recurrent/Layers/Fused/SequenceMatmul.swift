@@ -27,17 +27,13 @@ enum SequenceMatmul {
         if m == 0 || n == 0 { return }
         let fast = usePacked && StepProduct.packedKernelIsFast
         guard fast && m >= 256 else {
-            if fast && m >= 32 {
-                let packed = Workspace<Float>(count: ck_packed_size(k, n))
-                let job = PackedColumnJob(m: m, n: n, k: k, a: a, lda: lda, weight: weight, bias: bias, out: out,
-                                          packed: packed.pointer)
-                let parts = min(parts(m, n, k, threads: threads), (n + 31) / 32)
-                runParts(parts) { p in job.run(columns: WorkSplit.slice(p, of: parts, count: n, quantum: 32)) }
-                return
-            }
-            let job = BLASColumnJob(m: m, n: n, k: k, a: a, lda: lda, weight: weight, bias: bias, out: out)
-            let parts = min(parts(m, n, k, threads: threads), max(1, n / 16))
-            runParts(parts) { p in job.run(columns: WorkSplit.slice(p, of: parts, count: n, quantum: 16)) }
+            let packed = fast && m >= 32 ? Workspace<Float>(count: ck_packed_size(k, n)) : nil
+            let job = ColumnJob(m: m, n: n, k: k, a: a, lda: lda, weight: weight, bias: bias, out: out,
+                                packed: packed?.pointer)
+            let quantum = packed == nil ? 16 : 32
+            let parts = min(parts(m, n, k, threads: threads), max(1, (n + quantum - 1) / quantum))
+            runParts(parts) { p in job.run(columns: WorkSplit.slice(p, of: parts, count: n, quantum: quantum)) }
+            withExtendedLifetime(packed) {}
             return
         }
         let packed = Workspace<Float>(count: ck_packed_size(k, n))
@@ -45,6 +41,7 @@ enum SequenceMatmul {
         let job = RowJob(a: a, lda: lda, packed: packed.pointer, k: k, n: n, out: out, bias: bias)
         let parts = parts(m, n, k, threads: threads)
         runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 8)) }
+        withExtendedLifetime(packed) {}
     }
 
     /// `out[m, n] = A[m, k]·W` for `W [k, n]` row-major. `out` has row stride n.
@@ -62,6 +59,7 @@ enum SequenceMatmul {
         let job = RowJob(a: a, lda: lda, packed: packed.pointer, k: k, n: n, out: out, bias: nil)
         let parts = parts(m, n, k, threads: threads)
         runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 8)) }
+        withExtendedLifetime(packed) {}
     }
 
     /// `out[m, n] = Aᵀ·B` for `A [k, m]` and `B [k, n]` row-major (strides lda, ldb): the weight
@@ -93,26 +91,6 @@ private struct RowJob: @unchecked Sendable {
     }
 }
 
-/// One thread's columns of `out = bias + A·Wᵀ`: it packs the 32-column panels of `Wᵀ` it
-/// needs (rows of `W`) into its part of `packed` and multiplies all rows of `A` by them.
-private struct PackedColumnJob: @unchecked Sendable {
-    let m: Int, n: Int, k: Int
-    let a: UnsafePointer<Float>, lda: Int
-    let weight: UnsafePointer<Float>
-    let bias: UnsafePointer<Float>
-    let out: UnsafeMutablePointer<Float>
-    let packed: UnsafeMutablePointer<Float>
-
-    /// `columns` starts on a multiple of 32.
-    func run(columns: Range<Int>) {
-        if columns.isEmpty { return }
-        let c0 = columns.lowerBound, firstPanel = c0 / 32
-        ck_pack(k, columns.count, weight + c0 * k, k, 1, packed + firstPanel * 32 * k)
-        ck_copy_rows(m, columns.count, bias + c0, 0, out + c0, n)
-        ck_gemm_packed(m, k, a, lda, packed, firstPanel, (columns.upperBound + 31) / 32, n, out, n, 1)
-    }
-}
-
 /// One thread's rows of `out = A·B` with BLAS.
 private struct BLASRowJob: @unchecked Sendable {
     let a: UnsafePointer<Float>, lda: Int
@@ -127,20 +105,29 @@ private struct BLASRowJob: @unchecked Sendable {
     }
 }
 
-/// One thread's columns of `out = bias + A·Wᵀ` with BLAS.
-private struct BLASColumnJob: @unchecked Sendable {
+/// One thread's columns of `out = bias + A·Wᵀ`. With `packed`, the thread packs the 32-column
+/// panels of `Wᵀ` it needs (rows of `W`) into its part of `packed` and runs the packed kernel
+/// (`columns` then starts on a multiple of 32); otherwise BLAS runs.
+private struct ColumnJob: @unchecked Sendable {
     let m: Int, n: Int, k: Int
     let a: UnsafePointer<Float>, lda: Int
     let weight: UnsafePointer<Float>
     let bias: UnsafePointer<Float>
     let out: UnsafeMutablePointer<Float>
+    let packed: UnsafeMutablePointer<Float>?
 
     func run(columns: Range<Int>) {
         if columns.isEmpty { return }
         let c0 = columns.lowerBound
         ck_copy_rows(m, columns.count, bias + c0, 0, out + c0, n)
-        BLAS.gemm(transA: false, transB: true, m: m, n: columns.count, k: k, a: a, lda: lda,
-                  b: weight + c0 * k, ldb: k, beta: 1, c: out + c0, ldc: n)
+        if let packed {
+            let firstPanel = c0 / 32
+            ck_pack(k, columns.count, weight + c0 * k, k, 1, packed + firstPanel * 32 * k)
+            ck_gemm_packed(m, k, a, lda, packed, firstPanel, (columns.upperBound + 31) / 32, n, out, n, 1)
+        } else {
+            BLAS.gemm(transA: false, transB: true, m: m, n: columns.count, k: k, a: a, lda: lda,
+                      b: weight + c0 * k, ldb: k, beta: 1, c: out + c0, ldc: n)
+        }
     }
 }
 
