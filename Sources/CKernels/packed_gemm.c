@@ -166,10 +166,14 @@ CK_INLINE void ck_micro_row(long k, const float *restrict a, const float *restri
 }
 
 CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const float *b, long ldb,
-                              long panelStride, long panelBegin, long panelEnd, long n, float *c, long ldc,
-                              int accumulate) {
+                              long panelStride, long groups, long groupStride, long panelBegin, long panelEnd,
+                              long n, float *c, long ldc, int accumulate) {
+    // The panels of the call, in order: panel(i) for i in 0..<count.
+    long perGroup = panelEnd > panelBegin ? panelEnd - panelBegin : 0, count = groups * perGroup;
+#define CK_PANEL_AT(i) (panelBegin + ((i) / perGroup) * groupStride + (i) % perGroup)
     if (m == 1) {
-        for (long p = panelBegin; p < panelEnd; p++) {
+        for (long i = 0; i < count; i++) {
+            long p = CK_PANEL_AT(i);
             long j0 = p * PANEL, width = n - j0 < PANEL ? n - j0 : PANEL;
             ck_micro_row(k, a, b + p * panelStride, ldb, c + j0, width, accumulate);
         }
@@ -178,7 +182,7 @@ CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const fl
     // Packed panels that together outgrow L2 come from L3 on every call: prefetch the next one.
     // (Below that, the prefetches only cost issue slots: 2-5% on L2-resident weights.)
     int prefetch = ldb == PANEL && panelStride == PANEL * k &&
-                   (panelEnd - panelBegin) * panelStride * (long)sizeof(float) > CK_PREFETCH_PANELS_BYTES;
+                   count * panelStride * (long)sizeof(float) > CK_PREFETCH_PANELS_BYTES;
     // Chunks of rows outside, panels inside, 8-row blocks innermost: each panel is read once per
     // chunk and reused from L1/L2 by the chunk's row blocks, while the chunk of A stays in L2.
     // Panels from L3 get 1 MB chunks of A (a 16 × 4096 dG_t in 128 KB chunks read the 8 MB of
@@ -187,12 +191,13 @@ CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const fl
     if (chunk < 8) chunk = 8;
     for (long r0 = 0; r0 < m; r0 += chunk) {
         long r1 = r0 + chunk < m ? r0 + chunk : m;
-        for (long p = panelBegin; p < panelEnd; p++) {
+        for (long i = 0; i < count; i++) {
+            long p = CK_PANEL_AT(i);
             long j0 = p * PANEL, width = n - j0 < PANEL ? n - j0 : PANEL;
             const float *panel = b + p * panelStride;
             // The first row block prefetches the first half of the next panel, the second block
             // the second half; a lone block prefetches both.
-            const float *next = prefetch && p + 1 < panelEnd ? panel + panelStride : NULL;
+            const float *next = prefetch && i + 1 < count ? b + CK_PANEL_AT(i + 1) * panelStride : NULL;
             for (long r = r0, block = 0; r < r1; block++) {
                 long rest = r1 - r;
                 long mr = rest >= 8 ? 8 : rest >= 4 ? 4 : rest >= 2 ? 2 : 1;
@@ -210,11 +215,12 @@ CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const fl
             }
         }
     }
+#undef CK_PANEL_AT
 }
 
 void ck_gemm_packed(long m, long k, const float *a, long lda, const float *packed,
                     long panelBegin, long panelEnd, long n, float *c, long ldc, int accumulate) {
-    ck_gemm_panels(m, k, a, lda, packed, PANEL, PANEL * k, panelBegin, panelEnd, n, c, ldc, accumulate);
+    ck_gemm_panels(m, k, a, lda, packed, PANEL, PANEL * k, 1, 0, panelBegin, panelEnd, n, c, ldc, accumulate);
 }
 
 // Sum of the 16 lanes of each of 16 vectors: out[i] = Σ v[i], by a transposing add tree.

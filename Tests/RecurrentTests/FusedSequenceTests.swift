@@ -335,6 +335,31 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// The packed product over the same units of every gate (`groups` ranges of panels in one
+    /// pass, 1.5 MB of panels, so each next panel is prefetched across the gate boundaries):
+    /// the covered columns match a loop and the others are left alone.
+    @Test func gatePanelRangesMatchLoop() {
+        var rng = RandomGenerator(seed: 5)
+        let G = 4, H = 128, k = 1000, m = 9, units = 32..<128
+        let n = G * H
+        let w = (0..<(n * k)).map { _ in rng.uniform(-1, 1) }          // W [n, k]
+        let a = (0..<(m * k)).map { _ in rng.uniform(-1, 1) }
+        var packed = [Float](repeating: .nan, count: ck_packed_size(k, n))
+        ck_pack(k, n, w, k, 1, &packed)
+        var c = [Float](repeating: 7, count: m * n)
+        ck_gemm_panels(m, k, a, k, packed, 32, 32 * k, G, H / 32, units.lowerBound / 32, units.upperBound / 32,
+                       n, &c, n, 0)
+        var worst: Double = 0, untouched = true
+        for i in 0..<m { for j in 0..<n {
+            guard units.contains(j % H) else { untouched = untouched && c[i * n + j] == 7; continue }
+            var s: Double = 0, size: Double = 0
+            for kk in 0..<k { let t = Double(a[i * k + kk]) * Double(w[j * k + kk]); s += t; size += abs(t) }
+            worst = max(worst, abs(Double(c[i * n + j]) - s) / (1 + size))
+        } }
+        #expect(worst <= 1e-6)
+        #expect(untouched, "columns outside the units were written")
+    }
+
     /// The matrix-vector kernel (dot products of rows, reduced 16 rows at a time) against a loop:
     /// row strides that are not multiples of 16 (unaligned loads) and strides that are, at every
     /// offset from a 64-byte boundary (aligned loads with the lanes outside each row masked; the

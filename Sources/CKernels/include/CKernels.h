@@ -106,10 +106,13 @@ void ck_gemm_packed(long m, long k, const float *a, long lda, const float *packe
                     long panelBegin, long panelEnd, long n, float *c, long ldc, int accumulate);
 /// The same product with B given as 32-column panels: panel p starts at b + p·panelStride and its
 /// rows are ldb apart. Packed: ldb = 32, panelStride = 32·k. A row-major B [k × n] with n a
-/// multiple of 32 can be used in place: ldb = n, panelStride = 32.
+/// multiple of 32 can be used in place: ldb = n, panelStride = 32. The call covers `groups`
+/// ranges of panels, panelBegin + g·groupStride ..< panelEnd + g·groupStride for g in 0..<groups
+/// (one range: groups = 1; the same units of every gate: groups = G, groupStride = H / 32), in
+/// one pass that prefetches each next panel across the ranges.
 void ck_gemm_panels(long m, long k, const float *a, long lda, const float *b, long ldb,
-                    long panelStride, long panelBegin, long panelEnd, long n, float *c, long ldc,
-                    int accumulate);
+                    long panelStride, long groups, long groupStride, long panelBegin, long panelEnd,
+                    long n, float *c, long ldc, int accumulate);
 /// y[r] = Σ_k w[r·ldw + kk]·x[kk] for r in 0..<rows (y += … when `accumulate`): matrix-vector
 /// product with a row-major matrix, 16 rows at a time (dot products reduced by a transposing tree).
 /// When ldw is a multiple of 16 the rows are read with 64-byte aligned loads wherever they start

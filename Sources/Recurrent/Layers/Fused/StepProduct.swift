@@ -74,10 +74,10 @@ final class StepProduct: @unchecked Sendable {
             if all {
                 ck_gemm_packed(rows, K, a, lda, packedTransposed.pointer, 0, (GH + 31) / 32, GH, out, GH, accumulate ? 1 : 0)
             } else {
-                for g in 0..<gates {
-                    ck_gemm_packed(rows, K, a, lda, packedTransposed.pointer, (g * H + units.lowerBound) / 32,
-                                   (g * H + units.upperBound + 31) / 32, GH, out, GH, accumulate ? 1 : 0)
-                }
+                // The same units of every gate: one pass over G ranges of panels.
+                assert(H % 32 == 0, "a slice of units needs gates that start on a panel")
+                ck_gemm_panels(rows, K, a, lda, packedTransposed.pointer, 32, 32 * K, gates, H / 32,
+                               units.lowerBound / 32, (units.upperBound + 31) / 32, GH, out, GH, accumulate ? 1 : 0)
             }
             return
         }
@@ -105,7 +105,7 @@ final class StepProduct: @unchecked Sendable {
         let GH = gates * hidden, K = inputs
         if rows == 0 || units.isEmpty { return }
         if inPlaceBackward {
-            ck_gemm_panels(rows, GH, dG, GH, weight, K, 32, units.lowerBound / 32, (units.upperBound + 31) / 32,
+            ck_gemm_panels(rows, GH, dG, GH, weight, K, 32, 1, 0, units.lowerBound / 32, (units.upperBound + 31) / 32,
                            K, dh, K, 1)
             return
         }
