@@ -8,6 +8,10 @@
 #include "CKernels.h"
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 #define CK_POOL_SLOTS 32
 #define CK_POOL_MIN_BYTES (256L << 10)        // smaller blocks: malloc is cheap enough
@@ -73,4 +77,21 @@ void ck_buffer_release(void *block, size_t bytes) {
     pool.count++;
     pool.bytes += bytes;
     pthread_mutex_unlock(&pool.lock);
+}
+
+// The same reuse for everything else the library allocates (tensors' arrays, gradients). Out of
+// the box glibc serves blocks above a threshold (128 KiB, adapted up to 32 MiB) with fresh mmap'd
+// pages and returns freed memory at the top of the heap to the system once more than twice that
+// is free, so each training step page-faults its large arrays in again. With both thresholds
+// raised, later steps reuse the memory of earlier ones. Measured (paired runs, 2 threads): C1bi
+// LSTM training step 1.14x faster (range 1.08-1.33), for ~3 MB more peak resident memory.
+int ck_heap_keep_freed(void) {
+#if defined(__GLIBC__)
+    const char *tunables = getenv("GLIBC_TUNABLES"), *heap = getenv("RECURRENT_HEAP");
+    if (heap && strcmp(heap, "system") == 0) return 0;
+    if (tunables && (strstr(tunables, "mmap_threshold") || strstr(tunables, "trim_threshold"))) return 0;
+    return mallopt(M_MMAP_THRESHOLD, 256 << 20) == 1 && mallopt(M_TRIM_THRESHOLD, 1 << 30) == 1;
+#else
+    return 0;
+#endif
 }

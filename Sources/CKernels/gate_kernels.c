@@ -234,9 +234,11 @@ CK_KERNEL void ck_rnn_backward(const ck_block *s, int relu, const float *restric
     }
 }
 
-CK_INLINE void ck_lstm_backward_row(long U, long H, const float *restrict a, const float *restrict cp,
+// `a` and `dg` may be the same memory (gate gradients written over the saved gates): element j
+// of every gate is read before it is written, so they are not `restrict`.
+CK_INLINE void ck_lstm_backward_row(long U, long H, const float *a, const float *restrict cp,
                                     const float *restrict cc, const float *restrict dout, float *restrict d,
-                                    float *restrict dcell, float *restrict dg, float *restrict db,
+                                    float *restrict dcell, float *dg, float *restrict db,
                                     int hasOut, int hasBias) {
     CK_ELEMENTWISE
     for (long j = 0; j < U; j++) {
@@ -263,9 +265,9 @@ CK_INLINE void ck_lstm_backward_row(long U, long H, const float *restrict a, con
     }
 }
 
-CK_KERNEL void ck_lstm_backward(const ck_block *s, const float *restrict gates, const float *restrict cPrev,
+CK_KERNEL void ck_lstm_backward(const ck_block *s, const float *gates, const float *restrict cPrev,
                                 const float *restrict cNext, const float *restrict dOut, float *restrict dh,
-                                float *restrict dc, float *restrict dGates, float *restrict biasGrad) {
+                                float *restrict dc, float *dGates, float *restrict biasGrad) {
     const long U = s->units, H = s->hidden, L = s->ldGate;
     for (long b = 0; b < s->rows; b++) {
         float *dg = dGates + b * L;
@@ -283,9 +285,10 @@ CK_KERNEL void ck_lstm_backward(const ck_block *s, const float *restrict gates, 
     }
 }
 
-CK_INLINE void ck_gru_backward_row(long U, long H, const float *restrict a, const float *restrict gn,
+// `a` and `gi` may be the same memory, as in ck_lstm_backward_row.
+CK_INLINE void ck_gru_backward_row(long U, long H, const float *a, const float *restrict gn,
                                    const float *restrict hp, const float *restrict dout, float *restrict d,
-                                   float *restrict gi, float *restrict gh, float *restrict db,
+                                   float *gi, float *restrict gh, float *restrict db,
                                    float *restrict dbh, int hasOut, int hasBias) {
     CK_ELEMENTWISE
     for (long j = 0; j < U; j++) {
@@ -313,9 +316,9 @@ CK_INLINE void ck_gru_backward_row(long U, long H, const float *restrict a, cons
     }
 }
 
-CK_KERNEL void ck_gru_backward(const ck_block *s, const float *restrict gates, const float *restrict ghn,
+CK_KERNEL void ck_gru_backward(const ck_block *s, const float *gates, const float *restrict ghn,
                                const float *restrict hPrev, const float *restrict dOut, float *restrict dh,
-                               float *restrict dGI, float *restrict dGH, float *restrict biasGrad,
+                               float *dGI, float *restrict dGH, float *restrict biasGrad,
                                float *restrict hiddenBiasGrad) {
     const long U = s->units, H = s->hidden, L = s->ldGate;
     const int hasBias = biasGrad != NULL && hiddenBiasGrad != NULL;

@@ -301,6 +301,20 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// The backward pass writes the gate gradients over the saved gates, so a second backward pass
+    /// through the same forward pass stops with a message instead of returning wrong gradients.
+    @Test func secondBackwardIsRefused() async {
+        await #expect(processExitsWith: .failure) {
+            let T = 3, B = 2, I = 4, H = 8
+            let f = FusedSequence.forward(kind: .lstm, x: Tensor(zeros: [T, B, I]), weightIH: Tensor(zeros: [4 * H, I]),
+                                          weightHH: Tensor(zeros: [4 * H, H]), biasIH: Tensor(zeros: [4 * H]),
+                                          biasHH: Tensor(zeros: [4 * H]), h0: Tensor(zeros: [B, H]), c0: nil,
+                                          lengths: nil, reverse: false, saveForBackward: true)
+            _ = FusedSequence.backward(f.context!, dOutput: nil, dhN: nil, dcN: nil)
+            _ = FusedSequence.backward(f.context!, dOutput: nil, dhN: nil, dcN: nil)
+        }
+    }
+
     /// The packed-panel product against a plain loop, for ragged sizes, both packings and modes.
     /// The last two shapes pack more than 1 MB, so the kernel prefetches each next panel and keeps
     /// all rows in one chunk (one row block prefetching a whole panel; three blocks sharing it).

@@ -71,12 +71,13 @@ void ck_gru_forward(const ck_block *s, const float *gh, const float *bhh, const 
 void ck_rnn_backward(const ck_block *s, int relu, const float *hNext, const float *dOut, float *dh,
                      float *dGates, float *biasGrad);
 
-/// LSTM: `dc` [rows, H] in: dL/dc_t, out: dL/dc_{t-1}. dGates = dL/d(pre-activation gates).
+/// LSTM: `dc` [rows, H] in: dL/dc_t, out: dL/dc_{t-1}. dGates = dL/d(pre-activation gates); it may
+/// be `gates` itself (the gradients then replace the saved activations).
 void ck_lstm_backward(const ck_block *s, const float *gates, const float *cPrev, const float *cNext,
                       const float *dOut, float *dh, float *dc, float *dGates, float *biasGrad);
 
 /// GRU: dGI = dL/d(x·W_ihᵀ + b_ih), dGH = dL/d(h·W_hhᵀ + b_hh) (equal in r and z; dGH_n = dGI_n⊙r).
-/// `biasGrad` sums dGI, `hiddenBiasGrad` sums dGH.
+/// `biasGrad` sums dGI, `hiddenBiasGrad` sums dGH. dGI may be `gates` itself.
 void ck_gru_backward(const ck_block *s, const float *gates, const float *ghn, const float *hPrev,
                      const float *dOut, float *dh, float *dGI, float *dGH, float *biasGrad,
                      float *hiddenBiasGrad);
@@ -128,6 +129,10 @@ int ck_packed_gemm_is_fast(void);
 void *ck_buffer_acquire(size_t bytes);
 /// Returns a block from ck_buffer_acquire(bytes) (same `bytes`) for reuse.
 void ck_buffer_release(void *block, size_t bytes);
+/// Makes the C heap keep freed memory for reuse (glibc: mmap threshold 256 MiB, trim threshold
+/// 1 GiB), unless GLIBC_TUNABLES already sets either threshold or RECURRENT_HEAP=system. Returns
+/// whether it changed anything (always 0 off glibc).
+int ck_heap_keep_freed(void);
 
 // ---- thread team ----
 

@@ -7,6 +7,7 @@
 // Recurrent — the `recurrent` tool, tests, a user's own executable — gets the AVX-512 kernels.
 // A value the user already set in the environment is respected.
 
+import CKernels
 #if canImport(Accelerate)
 import Accelerate
 #elseif canImport(Glibc)
@@ -60,6 +61,10 @@ public enum BLAS {
         // OpenBLAS worker threads otherwise spin ~0.1 s after every call and compete with the
         // fused layers' own threads for the cores; a short timeout lets them sleep (2^4 cycles).
         setenv("OPENBLAS_THREAD_TIMEOUT", "4", 0)
+        // The same first-use setup for the C heap: keep freed memory for the next step's arrays
+        // instead of page-faulting them in again (see ck_heap_keep_freed; RECURRENT_HEAP=system
+        // opts out).
+        _ = ck_heap_keep_freed()
         let candidates = ["libopenblas.so.0", "libopenblas.so", "libopenblasp.so.0", "libblas.so.3"]
         var handle: UnsafeMutableRawPointer? = nil
         for name in candidates {

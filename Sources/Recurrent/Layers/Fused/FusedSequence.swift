@@ -29,6 +29,9 @@ public enum FusedSequence {
         let weightHH: Tensor
         let states: SequenceStates
         let execution: Execution
+        /// Set by the backward pass, which writes the gate gradients over the saved gates: the
+        /// saved values are used up, as PyTorch frees a graph's saved tensors after `backward`.
+        var consumed = false
 
         init(kind: CellKind, steps: Int, batch: Int, inputSize: Int, hiddenSize: Int, reverse: Bool,
              lengths: Workspace<Int32>?, weightIH: Tensor, weightHH: Tensor, states: SequenceStates,

@@ -8,7 +8,8 @@ extension FusedSequence {
         var dh0: Tensor, dc0: Tensor?
     }
 
-    /// Back-propagation through time for a sequence run by `forward(…, saveForBackward: true)`.
+    /// Back-propagation through time for a sequence run by `forward(…, saveForBackward: true)`,
+    /// once per forward pass (it uses up the saved activations).
     ///
     /// `dOutput [T, B, H]`, `dhN`, `dcN [B, H]` are the gradients of the forward results (nil: zero).
     /// Returns `dx [T, B, I]`, the parameter gradients (shapes of the parameters), `dh0` and, for
@@ -19,8 +20,9 @@ extension FusedSequence {
         return (g.dx!, g.dWeightIH, g.dWeightHH, g.dBiasIH, g.dBiasHH, g.dh0, g.dc0)
     }
 
-    /// The backward pass. Per step, in the reverse order of the forward: the gate gradients
-    /// `dG_t [B, G·H]` (one kernel, which also sums the bias gradients) and
+    /// The backward pass (once per forward pass: it overwrites the saved gates). Per step, in the
+    /// reverse order of the forward: the gate gradients `dG_t [B, G·H]` (one kernel, which also
+    /// sums the bias gradients, written over the step's saved gates) and
     /// `dh_{t-1} += dGh_t · W_hh` (one product). After the loop, one product for the weights,
     /// `[dW_ih | dW_hh] = dGᵀ·[X | H_prev]`, and one for `dX = dG·W_ih`. For GRU the hidden-side
     /// gradient `dGh` differs from `dG` in the n block (`dG_n ⊙ r`), so its weights take two products.
@@ -41,7 +43,13 @@ extension FusedSequence {
         let split = ctx.execution.split(batch: B, hidden: H, gates: G, threads: threads)
         let accumulators: Int
         if case .rows(let parts) = split { accumulators = parts } else { accumulators = 1 }
-        let dGates = Workspace<Float>(count: T * B * GH)
+        // The gate gradients dG [T, B, G·H] replace the saved gates of the same shape (LSTM, GRU;
+        // step t reads its gates before writing its gradients), which saves that much memory
+        // (13 MB at T=100, B=32, H=256 LSTM) and leaves the context used up.
+        precondition(!ctx.consumed, "FusedSequence.backward: this forward pass was already back-propagated "
+                     + "(its saved activations are used up; run the forward pass again)")
+        ctx.consumed = true
+        let dGates = ctx.states.gates ?? Workspace<Float>(count: T * B * GH)
         let dHiddenGates: Workspace<Float>? = ctx.kind == .gru ? Workspace(count: T * B * GH) : nil
         let biasSums = Workspace<Float>(zeros: accumulators * GH)
         let hiddenBiasSums: Workspace<Float>? = ctx.kind == .gru ? Workspace(zeros: accumulators * GH) : nil
