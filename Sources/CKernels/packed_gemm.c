@@ -18,7 +18,7 @@
 #define CK_GEMV_SHIFTED_MAX 4096
 // Rows of A that ck_gemm_panels keeps in L2 while panels stream past them from L3 (bytes).
 #define CK_A_CHUNK_BYTES (1L << 20)
-// Bytes of panels per call above which ck_gemm_panels prefetches the next panel (L2 is 2 MB).
+// Bytes of panels per call from which ck_gemm_panels prefetches the next panel (L2 is 2 MB).
 #define CK_PREFETCH_PANELS_BYTES (1L << 20)
 
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
@@ -179,10 +179,12 @@ CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const fl
         }
         return;
     }
-    // Packed panels that together outgrow L2 come from L3 on every call: prefetch the next one.
-    // (Below that, the prefetches only cost issue slots: 2-5% on L2-resident weights.)
+    // Packed panels of 1 MB or more (half of L2, which also holds the step's other weights and
+    // activations) come from L3, or are partly evicted, on every call: prefetch the next one.
+    // (1 MB of W_hh at C1, next to 512 KB of W_ih: LSTM inference 1.03-1.05x. Below that, the
+    // prefetches only cost issue slots: 2-5% on L2-resident weights.)
     int prefetch = ldb == PANEL && panelStride == PANEL * k &&
-                   count * panelStride * (long)sizeof(float) > CK_PREFETCH_PANELS_BYTES;
+                   count * panelStride * (long)sizeof(float) >= CK_PREFETCH_PANELS_BYTES;
     // Chunks of rows outside, panels inside, 8-row blocks innermost: each panel is read once per
     // chunk and reused from L1/L2 by the chunk's row blocks, while the chunk of A stays in L2.
     // Panels from L3 get 1 MB chunks of A (a 16 × 4096 dG_t in 128 KB chunks read the 8 MB of
