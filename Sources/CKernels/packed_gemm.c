@@ -3,8 +3,9 @@
 //
 // The weight matrix is packed once per sequence into panels of 32 columns (k rows of 32
 // contiguous floats, zero-padded), so each step streams it linearly with no per-call packing.
-// The micro-kernel keeps an 8×32 block of C in registers (16 AVX-512 vectors) and performs one
-// broadcast-FMA per row and vector per k.
+// The main micro-kernel keeps a 6×64 block of C (two panels) in registers (24 AVX-512 vectors)
+// and performs one broadcast-FMA per row and vector per k; an 8×32 kernel (one panel) takes a
+// leftover panel and long k.
 #include "CKernels.h"
 #include "kernel_attributes.h"
 #include <string.h>
