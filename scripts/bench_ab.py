@@ -1,0 +1,54 @@
+#!/usr/bin/env python3
+"""Paired A/B of two Recurrent builds (or one build under two environments) on one benchmark row.
+
+The machine's speed swings by tens of percent from minute to minute, so two builds measured a few
+minutes apart cannot be compared. This runs `recurrent bench --json` for A and B alternately (A
+first in even rounds, B first in odd ones), each run short (3 timed steps), and reports per side
+the fastest and the median step over rounds, and the median and range of the per-round ratio of
+fastest steps A/B (> 1: B is faster). A side is a package directory holding
+`.build/release/recurrent`, optionally followed by `|NAME=VALUE` to set one environment variable.
+
+usage: python3 scripts/bench_ab.py BASE_DIR NEW_DIR C1 lstm infer [--rounds 8]
+       python3 scripts/bench_ab.py . ".|RECURRENT_HEAP=system" C1bi lstm train
+"""
+import argparse, json, os, statistics, subprocess
+
+
+def run(spec, config, cell, mode):
+    directory, _, extra = spec.partition("|")
+    env = dict(os.environ)
+    if extra:
+        name, value = extra.split("=", 1)
+        env[name] = value
+    out = subprocess.run([os.path.join(directory, ".build", "release", "recurrent"), "bench", "--configs", config,
+                          "--cells", cell, "--modes", mode, "--threads", "2", "--repeats", "3", "--min-time", "0.3",
+                          "--deadline", "5", "--json"], capture_output=True, text=True, env=env, check=True).stdout
+    row = [json.loads(line) for line in out.splitlines() if line.startswith("{")][0]
+    return row["min_ms"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("a")
+    ap.add_argument("b")
+    ap.add_argument("config")
+    ap.add_argument("cell")
+    ap.add_argument("mode")
+    ap.add_argument("--rounds", type=int, default=8)
+    args = ap.parse_args()
+    a_ms, b_ms = [], []
+    for i in range(args.rounds):
+        if i % 2 == 0:
+            a_ms.append(run(args.a, args.config, args.cell, args.mode))
+            b_ms.append(run(args.b, args.config, args.cell, args.mode))
+        else:
+            b_ms.append(run(args.b, args.config, args.cell, args.mode))
+            a_ms.append(run(args.a, args.config, args.cell, args.mode))
+    ratios = [x / y for x, y in zip(a_ms, b_ms)]
+    print(f"{args.config} {args.cell} {args.mode}: A fastest {min(a_ms):.3f} ms (median {statistics.median(a_ms):.3f}) | "
+          f"B fastest {min(b_ms):.3f} ms (median {statistics.median(b_ms):.3f}) | A/B per round: median "
+          f"{statistics.median(ratios):.3f}, range {min(ratios):.2f}-{max(ratios):.2f} ({args.rounds} rounds)")
+
+
+if __name__ == "__main__":
+    main()
