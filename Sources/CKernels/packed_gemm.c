@@ -89,57 +89,68 @@ CK_KERNEL void ck_pack(long k, long n, const float *b, long ldb, int transposed,
     }
 }
 
-// C[mr × width] (+)= A[mr × k] · panel[k × 32] (panel rows ldb apart), with A(r, kk) at
-// a[r·ars + kk·aks] (row-major A: ars = lda, aks = 1; transposed: ars = 1, aks = lda); mr ≤ 8 is a
-// compile-time constant after inlining.
-//
-// `next` (may be NULL) points into the packed panel to be read after this one (contiguous
-// 16-float cache lines): line kk is prefetched with row kk of this panel, and line k + kk too
-// when `pfBoth`. The stream of a weight matrix larger than L2 then overlaps the arithmetic
-// instead of stalling it (16 × 1024 × 2048 product, one thread: 589 → 472 µs; 16 × 4096 × 512:
-// 705 → 490 µs together with the larger row chunks below).
-CK_INLINE void ck_micro(const long mr, long k, const float *restrict a, long ars, long aks,
-                        const float *restrict p, long ldb, float *restrict c, long ldc, long width, int accumulate,
-                        const float *next, int pfBoth) {
+// One row of a micro-kernel's result, two vectors (32 columns), into cr: stored or added, only
+// the first `width` columns when the panel is the last, partial one.
+// (The vectors come by pointer: by value they would trip -Wpsabi in the non-AVX-512 clones.)
+CK_INLINE void ck_store_row(float *restrict cr, const v16 *lo, const v16 *hi, long width, int accumulate) {
+    if (width == PANEL) {
+        if (accumulate) {
+            *(v16 *)cr += *lo;
+            *(v16 *)(cr + 16) += *hi;
+        } else {
+            *(v16 *)cr = *lo;
+            *(v16 *)(cr + 16) = *hi;
+        }
+    } else {
+        float tmp[PANEL];
+        *(v16 *)tmp = *lo;
+        *(v16 *)(tmp + 16) = *hi;
+        for (long j = 0; j < width; j++) cr[j] = accumulate ? cr[j] + tmp[j] : tmp[j];
+    }
+}
+
+// Both micro-kernels run their k loop in one of two copies: with `pfA` (and optionally `pfB`),
+// lines pfA + 16·kk (and pfB + 16·kk) of the next panel are prefetched with row kk of this one,
+// so the stream of a weight matrix larger than L2 overlaps the arithmetic instead of stalling it
+// (16 × 1024 × 2048 product, one thread: 589 → 472 µs; 16 × 4096 × 512: 705 → 490 µs together
+// with the larger row chunks of ck_gemm_panels); without, the loop carries no test.
+#define CK_K_LOOP(STEP)                                                                                \
+    do {                                                                                              \
+        if (pfA) {                                                                                    \
+            for (long kk = 0; kk < k; kk++) {                                                         \
+                __builtin_prefetch(pfA + kk * 16, 0, 3);                                              \
+                if (pfB) __builtin_prefetch(pfB + kk * 16, 0, 3);                                     \
+                STEP(kk);                                                                             \
+            }                                                                                         \
+        } else {                                                                                      \
+            for (long kk = 0; kk < k; kk++) STEP(kk);                                                 \
+        }                                                                                             \
+    } while (0)
+
+// C[mr × width] (+)= A[mr × k] · panel[k × 32] (panel rows ldb apart, A rows lda apart); mr ≤ 8
+// is a compile-time constant after inlining. `pfA`, `pfB` (may be NULL): see CK_K_LOOP.
+CK_INLINE void ck_micro(const long mr, long k, const float *restrict a, long lda, const float *restrict p,
+                        long ldb, float *restrict c, long ldc, long width, int accumulate, const float *pfA,
+                        const float *pfB) {
     v16 lo[8], hi[8];
 #pragma clang loop unroll(full)
     for (long r = 0; r < 8; r++) { lo[r] = (v16){0}; hi[r] = (v16){0}; }
-    for (long kk = 0; kk < k; kk++) {
-        if (next) {
-            __builtin_prefetch(next + kk * 16, 0, 3);
-            if (pfBoth) __builtin_prefetch(next + (k + kk) * 16, 0, 3);
-        }
-        v16 b0 = *(const v16 *)(p + kk * ldb);
-        v16 b1 = *(const v16 *)(p + kk * ldb + 16);
+#define CK_SINGLE_STEP(kk)                                                                             \
+    do {                                                                                              \
+        v16 b0 = *(const v16 *)(p + (kk) * ldb), b1 = *(const v16 *)(p + (kk) * ldb + 16);            \
+        _Pragma("clang loop unroll(full)") for (long r = 0; r < 8; r++) {                             \
+            if (r < mr) {                                                                             \
+                float av = a[r * lda + (kk)];                                                         \
+                lo[r] += av * b0;                                                                     \
+                hi[r] += av * b1;                                                                     \
+            }                                                                                         \
+        }                                                                                             \
+    } while (0)
+    CK_K_LOOP(CK_SINGLE_STEP);
+#undef CK_SINGLE_STEP
 #pragma clang loop unroll(full)
-        for (long r = 0; r < 8; r++) {
-            if (r < mr) {
-                float av = a[r * ars + kk * aks];
-                lo[r] += av * b0;
-                hi[r] += av * b1;
-            }
-        }
-    }
-#pragma clang loop unroll(full)
-    for (long r = 0; r < 8; r++) {
-        if (r < mr) {
-            float *cr = c + r * ldc;
-            if (width == PANEL) {
-                if (accumulate) {
-                    *(v16 *)cr += lo[r];
-                    *(v16 *)(cr + 16) += hi[r];
-                } else {
-                    *(v16 *)cr = lo[r];
-                    *(v16 *)(cr + 16) = hi[r];
-                }
-            } else {
-                float tmp[PANEL];
-                *(v16 *)tmp = lo[r];
-                *(v16 *)(tmp + 16) = hi[r];
-                for (long j = 0; j < width; j++) cr[j] = accumulate ? cr[j] + tmp[j] : tmp[j];
-            }
-        }
-    }
+    for (long r = 0; r < 8; r++)
+        if (r < mr) ck_store_row(c + r * ldc, &lo[r], &hi[r], width, accumulate);
 }
 
 // C[mr × 64] (+)= A[mr × k] · [panel0 | panel1] for two 32-column panels (rows ldb apart) whose
@@ -147,7 +158,7 @@ CK_INLINE void ck_micro(const long mr, long k, const float *restrict a, long ars
 // each k step issues 4 panel loads and 6 broadcasts for 24 FMAs, against 2 and 8 for 16 in
 // ck_micro. Sums are formed in the same order as ck_micro's, so the results are identical.
 // Measured on one thread while the machine was slow: 98 → 120 GFLOP/s (16 × 256 × 1024),
-// 99 → 116 (64 × 512 × 1024). `pfA`, `pfB` (may be NULL): lines to prefetch, one each per k.
+// 99 → 116 (64 × 512 × 1024). `pfA`, `pfB` (may be NULL): see CK_K_LOOP.
 CK_INLINE void ck_micro_pair(const long mr, long k, const float *restrict a, long lda, const float *restrict p0,
                              const float *restrict p1, long ldb, float *restrict c0, float *restrict c1, long ldc,
                              long w0, long w1, int accumulate, const float *pfA, const float *pfB) {
@@ -171,43 +182,17 @@ CK_INLINE void ck_micro_pair(const long mr, long k, const float *restrict a, lon
             }                                                                                         \
         }                                                                                             \
     } while (0)
-    if (pfA) {
-        for (long kk = 0; kk < k; kk++) {
-            __builtin_prefetch(pfA + kk * 16, 0, 3);
-            if (pfB) __builtin_prefetch(pfB + kk * 16, 0, 3);
-            CK_PAIR_STEP(kk);
-        }
-    } else {
-        for (long kk = 0; kk < k; kk++) CK_PAIR_STEP(kk);
-    }
+    CK_K_LOOP(CK_PAIR_STEP);
 #undef CK_PAIR_STEP
 #pragma clang loop unroll(full)
     for (long r = 0; r < 6; r++) {
         if (r < mr) {
-            float *halves[2] = {c0 + r * ldc, c1 + r * ldc};
-            long widths[2] = {w0, w1};
-#pragma clang loop unroll(full)
-            for (int h = 0; h < 2; h++) {
-                float *cr = halves[h];
-                v16 lo = acc[r][2 * h], hi = acc[r][2 * h + 1];
-                if (widths[h] == PANEL) {
-                    if (accumulate) {
-                        *(v16 *)cr += lo;
-                        *(v16 *)(cr + 16) += hi;
-                    } else {
-                        *(v16 *)cr = lo;
-                        *(v16 *)(cr + 16) = hi;
-                    }
-                } else {
-                    float tmp[PANEL];
-                    *(v16 *)tmp = lo;
-                    *(v16 *)(tmp + 16) = hi;
-                    for (long j = 0; j < widths[h]; j++) cr[j] = accumulate ? cr[j] + tmp[j] : tmp[j];
-                }
-            }
+            ck_store_row(c0 + r * ldc, &acc[r][0], &acc[r][1], w0, accumulate);
+            ck_store_row(c1 + r * ldc, &acc[r][2], &acc[r][3], w1, accumulate);
         }
     }
 }
+#undef CK_K_LOOP
 
 // One row (matrix-vector): four k-interleaved accumulator pairs hide the FMA latency.
 CK_INLINE void ck_micro_row(long k, const float *restrict a, const float *restrict p, long ldb,
@@ -304,13 +289,13 @@ CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const fl
                 long mr = rest >= 8 ? 8 : rest >= 4 ? 4 : rest >= 2 ? 2 : 1;
                 const float *ar = a + r * lda;
                 float *cr = c + r * ldc + j0;
-                const float *pf = block < 2 && next ? next + block * k * 16 : NULL;
-                int pfBoth = r + mr >= r1 && block == 0;
+                const float *pfA = block < 2 && next ? next + block * k * 16 : NULL;
+                const float *pfB = block == 0 && next && r + mr >= r1 ? next + k * 16 : NULL;
                 switch (mr) {
-                case 8: ck_micro(8, k, ar, lda, 1, panel, ldb, cr, ldc, width, accumulate, pf, pfBoth); break;
-                case 4: ck_micro(4, k, ar, lda, 1, panel, ldb, cr, ldc, width, accumulate, pf, pfBoth); break;
-                case 2: ck_micro(2, k, ar, lda, 1, panel, ldb, cr, ldc, width, accumulate, pf, pfBoth); break;
-                default: ck_micro(1, k, ar, lda, 1, panel, ldb, cr, ldc, width, accumulate, pf, pfBoth); break;
+                case 8: ck_micro(8, k, ar, lda, panel, ldb, cr, ldc, width, accumulate, pfA, pfB); break;
+                case 4: ck_micro(4, k, ar, lda, panel, ldb, cr, ldc, width, accumulate, pfA, pfB); break;
+                case 2: ck_micro(2, k, ar, lda, panel, ldb, cr, ldc, width, accumulate, pfA, pfB); break;
+                default: ck_micro(1, k, ar, lda, panel, ldb, cr, ldc, width, accumulate, pfA, pfB); break;
                 }
                 r += mr;
             }

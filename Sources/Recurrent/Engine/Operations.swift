@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #elseif canImport(Darwin)
@@ -128,17 +129,6 @@ public func reshape(_ x: Variable, _ shape: [Int]) -> Variable {
     return Variable.record(x.value.reshaped(shape), parents: [x]) { g in [g.reshaped(old)] }
 }
 
-/// Copies `rows` rows of `width` floats from `source` (row stride `sourceStride`, starting at
-/// column `sourceOffset`) to `destination` (row stride `destinationStride`, column `destinationOffset`).
-@inline(__always)
-func copyRows(_ rows: Int, width: Int, from source: UnsafePointer<Float>, stride sourceStride: Int, offset sourceOffset: Int,
-              to destination: UnsafeMutablePointer<Float>, stride destinationStride: Int, offset destinationOffset: Int) {
-    for r in 0..<rows {
-        (destination + r * destinationStride + destinationOffset)
-            .update(from: source + r * sourceStride + sourceOffset, count: width)
-    }
-}
-
 /// Columns `range` of the last axis of a `[B, N]` matrix → `[B, range.count]`
 /// (splits stacked gate pre-activations).
 public func columns(_ x: Variable, _ range: Range<Int>) -> Variable {
@@ -149,8 +139,7 @@ public func columns(_ x: Variable, _ range: Range<Int>) -> Variable {
     if rows > 0 && k > 0 {
         x.value.data.withUnsafeBufferPointer { src in
             out.withUnsafeMutableBufferPointer { dst in
-                copyRows(rows, width: k, from: src.baseAddress!, stride: n, offset: start,
-                         to: dst.baseAddress!, stride: k, offset: 0)
+                ck_copy_rows(rows, k, src.baseAddress! + start, n, dst.baseAddress!, k)
             }
         }
     }
@@ -159,8 +148,7 @@ public func columns(_ x: Variable, _ range: Range<Int>) -> Variable {
         if rows > 0 && k > 0 {
             g.data.withUnsafeBufferPointer { src in
                 gx.withUnsafeMutableBufferPointer { dst in
-                    copyRows(rows, width: k, from: src.baseAddress!, stride: k, offset: 0,
-                             to: dst.baseAddress!, stride: n, offset: start)
+                    ck_copy_rows(rows, k, src.baseAddress!, k, dst.baseAddress! + start, n)
                 }
             }
         }
@@ -181,8 +169,7 @@ public func concatColumns(_ xs: [Variable]) -> Variable {
         for (x, w) in zip(xs, widths) {
             if rows > 0 && w > 0 {
                 x.value.data.withUnsafeBufferPointer { src in
-                    copyRows(rows, width: w, from: src.baseAddress!, stride: w, offset: 0,
-                             to: dst.baseAddress!, stride: total, offset: offset)
+                    ck_copy_rows(rows, w, src.baseAddress!, w, dst.baseAddress! + offset, total)
                 }
             }
             offset += w
@@ -196,8 +183,7 @@ public func concatColumns(_ xs: [Variable]) -> Variable {
                 var gx = [Float](repeating: 0, count: rows * w)
                 if rows > 0 && w > 0 {
                     gx.withUnsafeMutableBufferPointer { dst in
-                        copyRows(rows, width: w, from: src.baseAddress!, stride: total, offset: o,
-                                 to: dst.baseAddress!, stride: w, offset: 0)
+                        ck_copy_rows(rows, w, src.baseAddress! + o, total, dst.baseAddress!, w)
                     }
                 }
                 grads.append(Tensor(shape: [rows, w], data: gx))
