@@ -87,8 +87,9 @@ void ck_buffer_release(void *block, size_t bytes) {
 // LSTM training step 1.14x faster (range 1.08-1.33), for ~3 MB more peak resident memory.
 // The pool above still pays with the heap kept: without it (same build otherwise) peak memory
 // of a training step rose (C1bi LSTM 81.5 -> 93.5 MiB, C2 272.8 -> 322.1) and no step got faster
-// (paired: C2 LSTM training 0.87x, C1 0.93x, C1bi 0.99x, C4 0.97x with the pool as reference),
-// since exact-size reuse of the big scratch blocks leaves the heap less fragmented.
+// (paired runs: steps with the pool took 0.87x (C2 LSTM training), 0.93x (C1), 0.99x (C1bi) and
+// 0.97x (C4) the time of steps without it), since exact-size reuse of the big scratch blocks
+// leaves the heap less fragmented.
 int ck_heap_keep_freed(void) {
 #if defined(__GLIBC__)
     const char *tunables = getenv("GLIBC_TUNABLES"), *heap = getenv("RECURRENT_HEAP");
