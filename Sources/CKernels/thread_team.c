@@ -1,8 +1,10 @@
 // A small team of helper threads for the per-step work of the fused layers.
 //
-// The layers hand work to the team once per time step when a step is shared by hidden units, so
-// the hand-off must cost well under a microsecond: helpers spin on the team's state for a while
-// after each task (a few hundred microseconds) and only then sleep on a condition variable.
+// The layers hand work to the team several times per sequence (projections, time loops, weight
+// gradients), so the hand-off must cost well under a microsecond: helpers spin on the team's
+// state for a while after each task (a few hundred microseconds) and only then sleep on a
+// condition variable. A time loop whose steps are shared by hidden units is one stepped task
+// (ck_team_steps): the threads enter it once and meet through a counter at each step.
 //
 // Parts are claimed dynamically by the caller and the helpers alike, so a helper that the
 // operating system has not scheduled (another process holds its core) never holds up a task:
@@ -13,6 +15,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdlib.h>
 
 #define CK_MAX_HELPERS 15
 #define CK_SPIN_ROUNDS 4000
@@ -59,8 +62,13 @@ static long ck_work(long s) {
     }
 }
 
+// The thread's index in the team: 0 for callers, 1… for helpers (own parts of ck_team_steps).
+static _Thread_local long ck_worker = 0;
+static atomic_long ck_next_worker = 1;
+
 static void *ck_helper_main(void *arg) {
     long seen = (long)(intptr_t)arg >> CK_PART_BITS;   // generation before the first task
+    ck_worker = atomic_fetch_add(&ck_next_worker, 1);
     for (;;) {
         long s = atomic_load(&team.state);
         for (int i = 0; i < CK_SPIN_ROUNDS && (s >> CK_PART_BITS) == seen; i++) {
@@ -117,4 +125,63 @@ void ck_team_run(long parts, ck_team_task task, void *context) {
         else ck_pause();
     }
     pthread_mutex_unlock(&team.runLock);
+}
+
+// ---- stepped tasks ----
+
+typedef struct {
+    ck_step_task task;
+    void *context;
+    long steps, parts;
+    atomic_long *claimed;      // per step: bit p set once part p is taken
+    atomic_long finished;      // parts finished over all steps
+} ck_steps_job;
+
+// Runs part `part` of step `step` unless another thread took it first.
+static inline void ck_steps_try(ck_steps_job *job, long step, long part) {
+    long bit = 1L << part;
+    atomic_long *mask = &job->claimed[step];
+    if (atomic_load_explicit(mask, memory_order_relaxed) & bit) return;
+    if (atomic_fetch_or(mask, bit) & bit) return;
+    job->task(job->context, step, part);
+    atomic_fetch_add(&job->finished, 1);
+}
+
+// One thread's walk through the steps: its own part, then any part not yet taken, then wait for
+// the step's other parts.
+static void ck_steps_worker(void *context, long teamPart) {
+    (void)teamPart;
+    ck_steps_job *job = context;
+    long own = ck_worker;
+    for (long s = 0; s < job->steps; s++) {
+        if (own < job->parts) ck_steps_try(job, s, own);
+        for (long p = 0; p < job->parts; p++) ck_steps_try(job, s, p);
+        long target = (s + 1) * job->parts;
+        for (long spins = 0; atomic_load(&job->finished) < target; spins++) {
+            if (spins > 20000) sched_yield();
+            else ck_pause();
+        }
+    }
+}
+
+void ck_team_steps(long steps, long parts, ck_step_task task, void *context) {
+    if (steps <= 0) return;
+    if (parts <= 1 || parts > 63) {
+        for (long s = 0; s < steps; s++)
+            for (long p = 0; p < (parts > 1 ? parts : 1); p++) task(context, s, p);
+        return;
+    }
+    ck_steps_job job = {task, context, steps, parts, calloc((size_t)steps, sizeof(atomic_long)), 0};
+    if (!job.claimed) {
+        for (long s = 0; s < steps; s++)
+            for (long p = 0; p < parts; p++) task(context, s, p);
+        return;
+    }
+    // A caller is worker 0 for the whole task, also when it is itself a helper (nested call run
+    // inline by ck_team_run, where it takes every part).
+    long saved = ck_worker;
+    ck_worker = 0;
+    ck_team_run(parts, ck_steps_worker, &job);
+    ck_worker = saved;
+    free(job.claimed);
 }

@@ -301,6 +301,26 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// A stepped task runs every part of every step exactly once, and no part of a step before all
+    /// parts of the step before it have finished (parts claimed by whichever thread is free when
+    /// a helper is late, one part, and the inline path for more parts than the kernel takes).
+    @Test func steppedTaskKeepsStepOrder() {
+        for (steps, parts) in [(300, 2), (200, 5), (50, 1), (20, 64)] {
+            let runs = UnsafeMutablePointer<Int>.allocate(capacity: steps * parts)
+            let ordered = UnsafeMutablePointer<Bool>.allocate(capacity: steps * parts)
+            runs.initialize(repeating: 0, count: steps * parts)
+            ordered.initialize(repeating: false, count: steps * parts)
+            defer { runs.deallocate(); ordered.deallocate() }
+            let r = UncheckedPointer(runs), o = UncheckedPointer(ordered)
+            runSteps(steps, parts: parts) { s, p in
+                o.pointer[s * parts + p] = s == 0 || (0..<parts).allSatisfy { r.pointer[(s - 1) * parts + $0] == 1 }
+                r.pointer[s * parts + p] += 1
+            }
+            #expect((0..<steps * parts).allSatisfy { runs[$0] == 1 }, "\(steps) steps × \(parts) parts: a part ran twice or never")
+            #expect((0..<steps * parts).allSatisfy { ordered[$0] }, "\(steps) steps × \(parts) parts: a part started early")
+        }
+    }
+
     /// The backward pass writes the gate gradients over the saved gates, so a second backward pass
     /// through the same forward pass stops with a message instead of returning wrong gradients.
     @Test func secondBackwardIsRefused() async {
@@ -478,4 +498,10 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
 private func maxDifference(_ a: [Float], _ b: [Double]) -> Double {
     precondition(a.count == b.count)
     return zip(a, b).map { abs(Double($0) - $1) }.max() ?? 0
+}
+
+/// A pointer the threads of a test task share (each writes its own elements).
+struct UncheckedPointer<T>: @unchecked Sendable {
+    let pointer: UnsafeMutablePointer<T>
+    init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
 }

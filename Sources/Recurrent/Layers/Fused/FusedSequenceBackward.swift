@@ -166,12 +166,10 @@ struct BackwardRunner: @unchecked Sendable {
         case .units(let parts):
             // Step i's product needs every unit's gate gradients, so it runs at the start of the
             // next meeting, just before the same thread's units of step i+1.
-            for i in 0...T {
-                runParts(parts) { p in
-                    let units = WorkSplit.slice(p, of: parts, count: H, quantum: 32)
-                    if i > 0 { propagate(time(i - 1), rows: 0..<B, units: units) }
-                    if i < T { gates(time(i), rows: 0..<B, units: units, part: 0) }
-                }
+            runSteps(T + 1, parts: parts) { i, p in
+                let units = WorkSplit.slice(p, of: parts, count: H, quantum: 32)
+                if i > 0 { propagate(time(i - 1), rows: 0..<B, units: units) }
+                if i < T { gates(time(i), rows: 0..<B, units: units, part: 0) }
             }
         }
     }

@@ -66,6 +66,12 @@ extension FusedSequence {
         let projections = Workspace<Float>(count: (stepProjection ? 1 : T) * B * GH)
         let hiddenProduct = Workspace<Float>(count: B * GH)
         let split = execution.split(batch: B, hidden: H, gates: G, threads: threads)
+        // A units split of a short sequence at a small batch projects its own units of all steps
+        // in the loop's parallel region (from 4 rows, where packing W_ih pays; below, BLAS).
+        var unitsProjection: Workspace<Float>? = nil
+        if case .units = split, !stepProjection, T * B >= 4, execution.packedProducts, StepProduct.packedKernelIsFast {
+            unitsProjection = Workspace<Float>(count: ck_packed_size(I, GH))
+        }
 
         let output = [Float](unsafeUninitializedCapacity: T * BH) { out, initialized in
             x.data.withUnsafeBufferPointer { px in
@@ -76,7 +82,7 @@ extension FusedSequence {
                 if saveForBackward {
                     ck_copy_rows(T * B, I, px.start, I, states.hiddenStorage.pointer, states.inputStateWidth)
                 }
-                if !stepProjection {
+                if !stepProjection && unitsProjection == nil {
                     // XP = X·W_ihᵀ + b_ih for all steps at once.
                     SequenceMatmul.linear(m: T * B, n: GH, k: I, a: px.start, lda: I, weight: wih.start, bias: bih.start,
                                           out: projections.pointer, packed: execution.packedProducts, threads: threads)
@@ -89,9 +95,11 @@ extension FusedSequence {
                         ? StepProduct(weight: wih.start, gates: G, hidden: H, inputs: I, batch: B, forward: true,
                                       backward: false, packed: true)
                         : nil,
-                    input: px.start, lengths: lengthBuffer?.pointer, projections: projections.pointer,
+                    input: px.start, weightIH: wih.start, packedIH: unitsProjection?.pointer,
+                    lengths: lengthBuffer?.pointer, projections: projections.pointer,
                     hiddenProduct: hiddenProduct.pointer, biasIH: bih.start, biasHH: bhh.start, output: out.start)
                 runner.run(split)
+                withExtendedLifetime(unitsProjection) {}
             } } } } }
             initialized = T * BH
         }
@@ -121,6 +129,11 @@ struct ForwardRunner: @unchecked Sendable {
     let inputProduct: StepProduct?
     /// `[T, B, I]`.
     let input: UnsafePointer<Float>
+    /// `W_ih [G·H, I]`.
+    let weightIH: UnsafePointer<Float>
+    /// Room for `W_ihᵀ` packed, when each thread of a units split projects its own units of all
+    /// steps into `projections` at its first step (`SequenceMatmul.linearUnits`); else nil.
+    let packedIH: UnsafeMutablePointer<Float>?
     let lengths: UnsafeMutablePointer<Int32>?
     /// With `inputProduct`: `[B, G·H]` scratch for `x_t·W_ihᵀ`; otherwise `[T, B, G·H]` input
     /// projections `x_t·W_ihᵀ + b_ih` of all steps.
@@ -143,9 +156,14 @@ struct ForwardRunner: @unchecked Sendable {
                 for i in 0..<T { step(time(i), rows: rows, units: 0..<H) }
             }
         case .units(let parts):
-            for i in 0..<T {
-                let t = time(i)
-                runParts(parts) { p in step(t, rows: 0..<B, units: WorkSplit.slice(p, of: parts, count: H, quantum: 32)) }
+            runSteps(T, parts: parts) { i, p in
+                let units = WorkSplit.slice(p, of: parts, count: H, quantum: 32)
+                if i == 0, let packedIH {
+                    SequenceMatmul.linearUnits(m: T * B, k: inputSize, gates: kind.gateCount, hidden: H, units: units,
+                                               a: input, lda: inputSize, weight: weightIH, bias: biasIH,
+                                               packed: packedIH, out: projections)
+                }
+                step(time(i), rows: 0..<B, units: units)
             }
         }
     }

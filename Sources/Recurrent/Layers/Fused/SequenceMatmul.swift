@@ -42,6 +42,27 @@ enum SequenceMatmul {
         }
     }
 
+    /// One thread's share of `out[m, G·H] = bias + A[m, k]·Wᵀ` for `W [G·H, k]` (the input
+    /// projections of all steps): the columns of hidden units `units` in each of the `gates`
+    /// gates, the same units the thread owns in a `units` split of the time loop, so it can run
+    /// in the same parallel region as the loop, with no meeting between the two. Packs those rows
+    /// of `W` into their panels of `packed` (`ck_packed_size(k, G·H)` floats, shared by the
+    /// threads). `units` must start on a multiple of 32 and `hidden` be one.
+    static func linearUnits(m: Int, k: Int, gates: Int, hidden H: Int, units: Range<Int>,
+                            a: UnsafePointer<Float>, lda: Int, weight: UnsafePointer<Float>,
+                            bias: UnsafePointer<Float>, packed: UnsafeMutablePointer<Float>,
+                            out: UnsafeMutablePointer<Float>) {
+        if m == 0 || units.isEmpty { return }
+        let GH = gates * H, j0 = units.lowerBound
+        for g in 0..<gates {
+            let first = g * H + j0
+            ck_pack(k, units.count, weight + first * k, k, 1, packed + first * k)
+            ck_copy_rows(m, units.count, bias + first, 0, out + first, GH)
+        }
+        ck_gemm_panels(m, k, a, lda, packed, 32, 32 * k, gates, H / 32, j0 / 32, (units.upperBound + 31) / 32,
+                       GH, out, GH, 1)
+    }
+
     /// `out[m, n] = A[m, k]·W` for `W [k, n]` row-major. `out` has row stride n.
     static func multiply(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, weight: UnsafePointer<Float>,
                          out: UnsafeMutablePointer<Float>, packed usePacked: Bool, threads: Int) {

@@ -54,7 +54,7 @@ func withFusedThreads<R>(_ body: (Int) -> R) -> R {
 
 /// Runs `body(part)` for `part` in `0..<parts` on up to `parts` threads (inline for one part):
 /// part 0 on the calling thread, the others on the helper threads of `ck_team_run`, which spin
-/// between tasks so a hand-off per time step costs little.
+/// between tasks so a hand-off costs little.
 func runParts(_ parts: Int, _ body: @Sendable (Int) -> Void) {
     if parts <= 1 {
         body(0)
@@ -70,7 +70,32 @@ func runParts(_ parts: Int, _ body: @Sendable (Int) -> Void) {
     }
 }
 
+/// Runs `body(step, part)` for every step in `0..<steps` and part in `0..<parts`, each step's
+/// parts after all of the step before's, on up to `parts` threads (`ck_team_steps`): the threads
+/// enter once and meet through a counter per step. Part p runs on the same thread at every step
+/// when it can (part 0 on the calling thread), so it finds its slice of the weights in that
+/// core's cache.
+func runSteps(_ steps: Int, parts: Int, _ body: @Sendable (Int, Int) -> Void) {
+    if parts <= 1 {
+        for s in 0..<steps { body(s, 0) }
+        return
+    }
+    withoutActuallyEscaping(body) { escapable in
+        var task = StepTask(body: escapable)
+        withUnsafeMutablePointer(to: &task) { pointer in
+            ck_team_steps(steps, parts, { context, step, part in
+                context!.assumingMemoryBound(to: StepTask.self).pointee.body(step, part)
+            }, pointer)
+        }
+    }
+}
+
 /// The closure `runParts` hands to the C thread team.
 private struct PartTask {
     let body: @Sendable (Int) -> Void
+}
+
+/// The closure `runSteps` hands to the C thread team.
+private struct StepTask {
+    let body: @Sendable (Int, Int) -> Void
 }
