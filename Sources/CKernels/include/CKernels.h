@@ -114,11 +114,13 @@ void ck_gemm_packed(long m, long k, const float *a, long lda, const float *packe
 void ck_gemm_panels(long m, long k, const float *a, long lda, const float *b, long ldb,
                     long panelStride, long groups, long groupStride, long panelBegin, long panelEnd,
                     long n, float *c, long ldc, int accumulate);
-/// y[r] = Σ_k w[r·ldw + kk]·x[kk] for r in 0..<rows (y += … when `accumulate`): matrix-vector
-/// product with a row-major matrix, 16 rows at a time (dot products reduced by a transposing tree).
+/// y[r] = Σ_k w[r·ldw + kk]·x[kk] for r in g·groupStride + 0..<rows, g in 0..<groups (y += … when
+/// `accumulate`): matrix-vector product with `groups` ranges of rows of a row-major matrix (the
+/// same units of each gate), 16 rows at a time (dot products reduced by a transposing tree).
 /// When ldw is a multiple of 16 the rows are read with 64-byte aligned loads wherever they start
 /// (the lanes outside a row masked off), so an unaligned matrix costs no split loads.
-void ck_gemv_rows(long rows, long k, const float *w, long ldw, const float *x, float *y, int accumulate);
+void ck_gemv_rows(long groups, long groupStride, long rows, long k, const float *w, long ldw, const float *x,
+                  float *y, int accumulate);
 /// Whether ck_gemm_packed runs its AVX-512 version (otherwise the platform BLAS is faster).
 int ck_packed_gemm_is_fast(void);
 

@@ -61,12 +61,11 @@ final class StepProduct: @unchecked Sendable {
         let all = units.count == H
         if rowProducts && rows == 1 {
             if all {
-                ck_gemv_rows(GH, K, weight, K, a, out, accumulate ? 1 : 0)
+                ck_gemv_rows(1, 0, GH, K, weight, K, a, out, accumulate ? 1 : 0)
             } else {
-                for g in 0..<gates {
-                    let first = g * H + units.lowerBound
-                    ck_gemv_rows(units.count, K, weight + first * K, K, a, out + first, accumulate ? 1 : 0)
-                }
+                // The same units of every gate: one pass over G ranges of rows.
+                let first = units.lowerBound
+                ck_gemv_rows(gates, H, units.count, K, weight + first * K, K, a, out + first, accumulate ? 1 : 0)
             }
             return
         }
