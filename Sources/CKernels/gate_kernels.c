@@ -76,17 +76,18 @@ CK_KERNEL void ck_tanh(long n, const float *restrict x, float *restrict y) {
 }
 
 // ---------------------------------------------------------------- forward
-// Each row loop is written once as an inline function and instantiated with and without the
-// input bias (`hb`), so the inner loops carry no branch. The input-side pre-activation is
-// `xp + b_ih` when the bias is separate and `xp` when the projection already includes it; the
-// sum (W_hh h + b_hh) + (W_ih x + b_ih) keeps PyTorch's order either way.
+// Each row loop is written once as an inline function and instantiated for each form of the
+// input side (`hb`), so the inner loops carry no branch. The input-side pre-activation is
+// `xp + b_ih` when the bias is separate (hb = 1), `xp` when the projection already includes it
+// (hb = 0), and `b_ih` alone when gh already holds both products (hb = 2); in the first two the
+// sum (W_hh h + b_hh) + (W_ih x + b_ih) keeps PyTorch's order.
 
 CK_INLINE void ck_rnn_forward_row(long U, int relu, const float *restrict g, const float *restrict bhh,
                                   const float *restrict bih, const float *restrict x, float *restrict hn,
                                   float *restrict o, int hb) {
     CK_ELEMENTWISE
     for (long j = 0; j < U; j++) {
-        float a = (g[j] + bhh[j]) + (hb ? x[j] + bih[j] : x[j]);
+        float a = (g[j] + bhh[j]) + (hb == 2 ? bih[j] : hb ? x[j] + bih[j] : x[j]);
         float h = relu ? (a > 0 ? a : 0) : ck_tanhf(a);
         hn[j] = h;
         o[j] = h;
@@ -98,7 +99,7 @@ CK_KERNEL void ck_rnn_forward(const ck_block *s, int relu, const float *restrict
                               const float *restrict hPrev, float *restrict hNext, float *restrict out) {
     const long U = s->units, H = s->hidden, L = s->ldGate;
     for (long b = 0; b < s->rows; b++) {
-        const float *g = gh + b * L, *x = xp + b * L, *hp = hPrev + b * s->ldPrev;
+        const float *g = gh + b * L, *x = xp ? xp + b * L : NULL, *hp = hPrev + b * s->ldPrev;
         float *hn = hNext + b * s->ldNext, *o = out + b * H;
         if (!ck_active(s, b)) {
             memmove(hn, hp, (size_t)U * sizeof(float));
@@ -106,10 +107,12 @@ CK_KERNEL void ck_rnn_forward(const ck_block *s, int relu, const float *restrict
             continue;
         }
         if (relu) {
-            if (bih) ck_rnn_forward_row(U, 1, g, bhh, bih, x, hn, o, 1);
+            if (!xp) ck_rnn_forward_row(U, 1, g, bhh, bih, NULL, hn, o, 2);
+            else if (bih) ck_rnn_forward_row(U, 1, g, bhh, bih, x, hn, o, 1);
             else ck_rnn_forward_row(U, 1, g, bhh, NULL, x, hn, o, 0);
         } else {
-            if (bih) ck_rnn_forward_row(U, 0, g, bhh, bih, x, hn, o, 1);
+            if (!xp) ck_rnn_forward_row(U, 0, g, bhh, bih, NULL, hn, o, 2);
+            else if (bih) ck_rnn_forward_row(U, 0, g, bhh, bih, x, hn, o, 1);
             else ck_rnn_forward_row(U, 0, g, bhh, NULL, x, hn, o, 0);
         }
     }
@@ -121,10 +124,10 @@ CK_INLINE void ck_lstm_forward_row(long U, long H, const float *restrict g, cons
                                    int hb) {
     CK_ELEMENTWISE
     for (long j = 0; j < U; j++) {
-        float xi = hb ? x[j] + bih[j] : x[j];
-        float xf = hb ? x[H + j] + bih[H + j] : x[H + j];
-        float xg = hb ? x[2 * H + j] + bih[2 * H + j] : x[2 * H + j];
-        float xo = hb ? x[3 * H + j] + bih[3 * H + j] : x[3 * H + j];
+        float xi = hb == 2 ? bih[j] : hb ? x[j] + bih[j] : x[j];
+        float xf = hb == 2 ? bih[H + j] : hb ? x[H + j] + bih[H + j] : x[H + j];
+        float xg = hb == 2 ? bih[2 * H + j] : hb ? x[2 * H + j] + bih[2 * H + j] : x[2 * H + j];
+        float xo = hb == 2 ? bih[3 * H + j] : hb ? x[3 * H + j] + bih[3 * H + j] : x[3 * H + j];
         float i = ck_sigmoidf((g[j] + bhh[j]) + xi);
         float f = ck_sigmoidf((g[H + j] + bhh[H + j]) + xf);
         float c = ck_tanhf((g[2 * H + j] + bhh[2 * H + j]) + xg);
@@ -147,7 +150,7 @@ CK_KERNEL void ck_lstm_forward(const ck_block *s, const float *restrict gh, cons
                                float *restrict out, float *restrict gates) {
     const long U = s->units, H = s->hidden, L = s->ldGate;
     for (long b = 0; b < s->rows; b++) {
-        const float *g = gh + b * L, *x = xp + b * L, *cp = cPrev + b * H;
+        const float *g = gh + b * L, *x = xp ? xp + b * L : NULL, *cp = cPrev + b * H;
         float *hn = hNext + b * s->ldNext, *cn = cNext + b * H, *o = out + b * H, *a = gates + b * L;
         if (!ck_active(s, b)) {
             memmove(hn, hPrev + b * s->ldPrev, (size_t)U * sizeof(float));
@@ -155,7 +158,8 @@ CK_KERNEL void ck_lstm_forward(const ck_block *s, const float *restrict gh, cons
             memset(o, 0, (size_t)U * sizeof(float));
             continue;
         }
-        if (bih) ck_lstm_forward_row(U, H, g, bhh, bih, x, cp, cn, hn, o, a, 1);
+        if (!xp) ck_lstm_forward_row(U, H, g, bhh, bih, NULL, cp, cn, hn, o, a, 2);
+        else if (bih) ck_lstm_forward_row(U, H, g, bhh, bih, x, cp, cn, hn, o, a, 1);
         else ck_lstm_forward_row(U, H, g, bhh, NULL, x, cp, cn, hn, o, a, 0);
     }
 }

@@ -64,10 +64,11 @@ CK_INLINE void ck_transpose16(const float *src, long lds, float *dst, long ldd) 
     for (int c = 0; c < 16; c++) *(v16 *)(dst + c * ldd) = v[c];
 }
 
-CK_KERNEL void ck_pack(long k, long n, const float *b, long ldb, int transposed, float *packed) {
+CK_KERNEL void ck_pack_strided(long k, long n, const float *b, long ldb, int transposed, float *packed,
+                               long panelStride) {
     long panels = (n + PANEL - 1) / PANEL;
     for (long p = 0; p < panels; p++) {
-        float *dst = packed + p * PANEL * k;
+        float *dst = packed + p * panelStride;
         long j0 = p * PANEL, width = n - j0 < PANEL ? n - j0 : PANEL;
         long kk = 0;
         if (transposed && width == PANEL) {
@@ -87,6 +88,10 @@ CK_KERNEL void ck_pack(long k, long n, const float *b, long ldb, int transposed,
             for (long c = width; c < PANEL; c++) row[c] = 0;
         }
     }
+}
+
+CK_KERNEL void ck_pack(long k, long n, const float *b, long ldb, int transposed, float *packed) {
+    ck_pack_strided(k, n, b, ldb, transposed, packed, PANEL * k);
 }
 
 // One row of a micro-kernel's result, two vectors (32 columns), into cr: stored or added, only

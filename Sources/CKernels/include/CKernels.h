@@ -44,6 +44,8 @@ void ck_tanh(long n, const float *x, float *y);
 // ---- forward steps ----
 // gh: h_{t-1}·W_hhᵀ without bias; bhh: b_hh (offset to the first unit); xp: x_t·W_ihᵀ, which
 // already includes b_ih when `bih` is NULL; otherwise the kernel adds `bih` (b_ih) to it.
+// RNN and LSTM also take xp = NULL with `bih`: then gh is the one product [x_t | h_{t-1}]·[W_ih |
+// W_hh]ᵀ and the pre-activation is (gh + b_hh) + b_ih.
 
 /// RNN: h_t = act((gh + b_hh) + (xp [+ b_ih])), act = tanh or relu (`relu` != 0).
 void ck_rnn_forward(const ck_block *s, int relu, const float *gh, const float *bhh, const float *bih,
@@ -100,6 +102,11 @@ long ck_packed_size(long k, long n);
 /// b[j·ldb + kk] when `transposed` (packing Wᵀ from a row-major W [n × k], by 16 × 16 blocks
 /// transposed in registers: ~50 µs for a 1024 × 256 W).
 void ck_pack(long k, long n, const float *b, long ldb, int transposed, float *packed);
+/// ck_pack with panel p written at packed + p·panelStride (ck_pack: panelStride = 32·k), so two
+/// matrices can be packed as the upper and lower rows of the same panels: `[W_ih | W_hh]ᵀ` as
+/// W_ihᵀ at packed with k = I and W_hhᵀ at packed + 32·I with k = H, both with panelStride
+/// 32·(I + H).
+void ck_pack_strided(long k, long n, const float *b, long ldb, int transposed, float *packed, long panelStride);
 /// C[m × n] = A[m × k] · B, or C += A · B when `accumulate`, for the column panels
 /// panelBegin..<panelEnd only (columns [32·panelBegin, min(32·panelEnd, n))). A and C are
 /// row-major with row strides lda and ldc.

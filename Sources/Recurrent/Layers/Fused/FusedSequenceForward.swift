@@ -47,8 +47,14 @@ extension FusedSequence {
             return Workspace(l.map { Int32($0) })
         }
 
+        // Batches of 8 rows or more take their input projections step by step inside the loop
+        // (no [T, B, G·H] buffer to write and read back); smaller batches project all steps in one
+        // product first. RNN and LSTM steps take both products as one, [x_t | h_{t-1}]·[W_ih | W_hh]ᵀ
+        // (K = I + H): one pass over the output and one gate input fewer (GRU needs W_hn·h apart).
+        let stepProjection = B >= 8 && execution.packedProducts && StepProduct.packedKernelIsFast
+        let combined = stepProjection && kind != .gru && T > 0
         let states = SequenceStates(kind: kind, steps: T, batch: B, inputSize: I, hidden: H, reverse: reverse,
-                                    saved: saveForBackward)
+                                    saved: saveForBackward, inputsBesideStates: combined)
         let first = reverse ? T : 0, last = reverse ? 0 : T
         let start = states.hidden(first)
         h0.data.withUnsafeBufferPointer { ck_copy_rows(B, H, $0.start, H, start.pointer, start.stride) }
@@ -59,11 +65,7 @@ extension FusedSequence {
                 states.cell(first).update(repeating: 0, count: BH)
             }
         }
-        // Batches of 8 rows or more take their input projections step by step inside the loop
-        // (the same product, split like the recurrent one, with no [T, B, G·H] buffer to write
-        // and read back); smaller batches project all steps in one product first.
-        let stepProjection = B >= 8 && execution.packedProducts && StepProduct.packedKernelIsFast
-        let projections = Workspace<Float>(count: (stepProjection ? 1 : T) * B * GH)
+        let projections = Workspace<Float>(count: (combined ? 0 : stepProjection ? 1 : T) * B * GH)
         let hiddenProduct = Workspace<Float>(count: B * GH)
         let split = execution.split(batch: B, hidden: H, gates: G, threads: threads)
         // A units split of a short sequence at a small batch projects its own units of all steps
@@ -81,6 +83,10 @@ extension FusedSequence {
             biasHH.data.withUnsafeBufferPointer { bhh in
                 if saveForBackward {
                     ck_copy_rows(T * B, I, px.start, I, states.hiddenStorage.pointer, states.inputStateWidth)
+                } else if combined {
+                    // The first step's input beside its state; each step copies the next one's.
+                    let t0 = reverse ? T - 1 : 0
+                    ck_copy_rows(B, I, px.start + t0 * B * I, I, states.inputs(first), states.inputStateWidth)
                 }
                 if !stepProjection && unitsProjection == nil {
                     // XP = X·W_ihᵀ + b_ih for all steps at once.
@@ -89,9 +95,12 @@ extension FusedSequence {
                 }
                 let runner = ForwardRunner(
                     kind: kind, steps: T, batch: B, inputSize: I, hidden: H, reverse: reverse, states: states,
-                    product: StepProduct(weight: whh.start, gates: G, hidden: H, inputs: H, batch: B, forward: T > 0,
-                                         backward: false, packed: execution.packedProducts),
-                    inputProduct: stepProjection && T > 0
+                    product: combined
+                        ? StepProduct(inputWeight: wih.start, hiddenWeight: whh.start, gates: G, hidden: H, inputs: I)
+                        : StepProduct(weight: whh.start, gates: G, hidden: H, inputs: H, batch: B, forward: T > 0,
+                                      backward: false, packed: execution.packedProducts),
+                    combined: combined,
+                    inputProduct: stepProjection && !combined && T > 0
                         ? StepProduct(weight: wih.start, gates: G, hidden: H, inputs: I, batch: B, forward: true,
                                       backward: false, packed: true)
                         : nil,
@@ -123,8 +132,11 @@ struct ForwardRunner: @unchecked Sendable {
     let steps: Int, batch: Int, inputSize: Int, hidden: Int
     let reverse: Bool
     let states: SequenceStates
-    /// `h_{t-1}·W_hhᵀ`.
+    /// `h_{t-1}·W_hhᵀ`, or with `combined` `[x_t | h_{t-1}]·[W_ih | W_hh]ᵀ`.
     let product: StepProduct
+    /// Whether `product` includes the input projection (`states` keeps each step's input beside
+    /// the state it reads; without saving, each step copies the next step's input there).
+    let combined: Bool
     /// `x_t·W_ihᵀ` step by step, or nil when `projections` holds all steps' projections.
     let inputProduct: StepProduct?
     /// `[T, B, I]`.
@@ -149,11 +161,17 @@ struct ForwardRunner: @unchecked Sendable {
         let T = steps, B = batch, H = hidden
         switch split {
         case .none:
-            for i in 0..<T { step(time(i), rows: 0..<B, units: 0..<H) }
+            for i in 0..<T {
+                step(time(i), rows: 0..<B, units: 0..<H)
+                copyNextInput(i, rows: 0..<B)
+            }
         case .rows(let parts):
             runParts(parts) { p in
                 let rows = WorkSplit.slice(p, of: parts, count: B)
-                for i in 0..<T { step(time(i), rows: rows, units: 0..<H) }
+                for i in 0..<T {
+                    step(time(i), rows: rows, units: 0..<H)
+                    copyNextInput(i, rows: rows)
+                }
             }
         case .units(let parts):
             runSteps(T, parts: parts) { i, p in
@@ -164,12 +182,24 @@ struct ForwardRunner: @unchecked Sendable {
                                                packed: packedIH, out: projections)
                 }
                 step(time(i), rows: 0..<B, units: units)
+                // Step i reads the other slot, so this slot's input part is free to fill.
+                copyNextInput(i, rows: WorkSplit.slice(p, of: parts, count: B))
             }
         }
     }
 
     /// The time index of the `i`-th processed step.
     @inline(__always) func time(_ i: Int) -> Int { reverse ? steps - 1 - i : i }
+
+    /// Without saved states, copies the input of the step after the `i`-th (rows `rows`) beside
+    /// the state the `i`-th step writes, which that step reads (combined products only).
+    func copyNextInput(_ i: Int, rows: Range<Int>) {
+        guard combined, !states.saved, i + 1 < steps, !rows.isEmpty else { return }
+        let t = time(i)
+        ck_copy_rows(rows.count, inputSize, input + (time(i + 1) * batch + rows.lowerBound) * inputSize, inputSize,
+                     states.inputs(FusedSequence.nextSlot(t, reverse: reverse)) + rows.lowerBound * states.inputStateWidth,
+                     states.inputStateWidth)
+    }
 
     /// Step `t` for a block of rows and units: the products, then the gate kernel.
     func step(_ t: Int, rows: Range<Int>, units: Range<Int>) {
@@ -178,20 +208,29 @@ struct ForwardRunner: @unchecked Sendable {
         let ps = FusedSequence.previousSlot(t, reverse: reverse), ns = FusedSequence.nextSlot(t, reverse: reverse)
         let prev = states.hidden(ps), next = states.hidden(ns)
         let r0 = rows.lowerBound, j0 = units.lowerBound
-        let xpRow: UnsafeMutablePointer<Float>
-        if let inputProduct {
-            xpRow = projections + r0 * GH
-            inputProduct.forward(rows: rows.count, units: units, a: input + (t * B + r0) * inputSize, lda: inputSize,
-                                 out: xpRow)
+        // The input side: nil when `product` includes it, else x_t·W_ihᵀ (+ b_ih when precomputed).
+        let xp: UnsafePointer<Float>?
+        if combined {
+            // [x_t | h_{t-1}] rows: the input sits just before the state.
+            product.forward(rows: rows.count, units: units, a: prev.pointer + r0 * prev.stride - inputSize,
+                            lda: prev.stride, out: hiddenProduct + r0 * GH)
+            xp = nil
         } else {
-            xpRow = projections + (t * B + r0) * GH
+            if let inputProduct {
+                inputProduct.forward(rows: rows.count, units: units, a: input + (t * B + r0) * inputSize,
+                                     lda: inputSize, out: projections + r0 * GH)
+                xp = UnsafePointer(projections + r0 * GH + j0)
+            } else {
+                xp = UnsafePointer(projections + (t * B + r0) * GH + j0)
+            }
+            product.forward(rows: rows.count, units: units, a: prev.pointer + r0 * prev.stride, lda: prev.stride,
+                            out: hiddenProduct + r0 * GH)
         }
-        product.forward(rows: rows.count, units: units, a: prev.pointer + r0 * prev.stride, lda: prev.stride,
-                        out: hiddenProduct + r0 * GH)
         var block = ck_block(rows: rows.count, units: units.count, hidden: H, ldGate: GH, ldPrev: prev.stride,
                              ldNext: next.stride, t: t, lengths: lengths.map { UnsafePointer($0 + r0) })
-        let gh = hiddenProduct + r0 * GH + j0, xp = xpRow + j0, bh = biasHH + j0
-        let bi: UnsafePointer<Float>? = inputProduct == nil ? nil : biasIH + j0
+        let gh = hiddenProduct + r0 * GH + j0, bh = biasHH + j0
+        // b_ih is added here unless the precomputed projections include it.
+        let bi: UnsafePointer<Float>? = inputProduct != nil || combined ? biasIH + j0 : nil
         let hp = prev.pointer + r0 * prev.stride + j0, hn = next.pointer + r0 * next.stride + j0
         let out = output + (t * B + r0) * H + j0
         switch kind {

@@ -51,6 +51,27 @@ final class StepProduct: @unchecked Sendable {
         }
     }
 
+    /// The forward product of `[x_t | h_{t-1}]` rows with `[W_ih | W_hh]ᵀ` in one pass
+    /// (`inputs` = I is the width of `W_ih [G·H, I]`; the product's K is I + H), packed as the
+    /// upper and lower rows of the same panels. For the AVX-512 kernels only; `weight` is
+    /// `W_hh`, which this product does not read in place.
+    init(inputWeight: UnsafePointer<Float>, hiddenWeight: UnsafePointer<Float>, gates: Int, hidden H: Int,
+         inputs I: Int) {
+        precondition(Self.packedKernelIsFast, "StepProduct: combined products need the packed kernels")
+        let GH = gates * H, K = I + H
+        weight = hiddenWeight
+        self.gates = gates
+        hidden = H
+        inputs = K
+        rowProducts = false
+        inPlaceBackward = false
+        let p = Workspace<Float>(count: ck_packed_size(K, GH))
+        ck_pack_strided(I, GH, inputWeight, I, 1, p.pointer, 32 * K)
+        ck_pack_strided(H, GH, hiddenWeight, H, 1, p.pointer + 32 * I, 32 * K)
+        packedTransposed = p
+        packed = nil
+    }
+
     /// `out[r, g·H + j] (+)= Σ_k a[r, k] · W[g·H + j, k]` for rows `0..<rows` (pointers at the
     /// block's first row) and units `units` of every gate; `out` has row stride G·H. A slice of
     /// units must start and end on multiples of 32 (or cover all units).
