@@ -72,49 +72,47 @@ final class StepProduct: @unchecked Sendable {
         packed = nil
     }
 
-    /// `out[r, g·H + j] (+)= Σ_k a[r, k] · W[g·H + j, k]` for rows `0..<rows` (pointers at the
+    /// `out[r, g·H + j] = Σ_k a[r, k] · W[g·H + j, k]` for rows `0..<rows` (pointers at the
     /// block's first row) and units `units` of every gate; `out` has row stride G·H. A slice of
     /// units must start and end on multiples of 32 (or cover all units).
-    func forward(rows: Int, units: Range<Int>, a: UnsafePointer<Float>, lda: Int, out: UnsafeMutablePointer<Float>,
-                 accumulate: Bool = false) {
+    func forward(rows: Int, units: Range<Int>, a: UnsafePointer<Float>, lda: Int, out: UnsafeMutablePointer<Float>) {
         let H = hidden, GH = gates * hidden, K = inputs
         if rows == 0 || units.isEmpty { return }
         let all = units.count == H
         if rowProducts && rows == 1 {
             if all {
-                ck_gemv_rows(1, 0, GH, K, weight, K, a, out, accumulate ? 1 : 0)
+                ck_gemv_rows(1, 0, GH, K, weight, K, a, out, 0)
             } else {
                 // The same units of every gate: one pass over G ranges of rows.
                 let first = units.lowerBound
-                ck_gemv_rows(gates, H, units.count, K, weight + first * K, K, a, out + first, accumulate ? 1 : 0)
+                ck_gemv_rows(gates, H, units.count, K, weight + first * K, K, a, out + first, 0)
             }
             return
         }
         if let packedTransposed {
             if all {
-                ck_gemm_packed(rows, K, a, lda, packedTransposed.pointer, 0, (GH + 31) / 32, GH, out, GH, accumulate ? 1 : 0)
+                ck_gemm_packed(rows, K, a, lda, packedTransposed.pointer, 0, (GH + 31) / 32, GH, out, GH, 0)
             } else {
                 // The same units of every gate: one pass over G ranges of panels.
                 assert(H % 32 == 0, "a slice of units needs gates that start on a panel")
                 ck_gemm_panels(rows, K, a, lda, packedTransposed.pointer, 32, 32 * K, gates, H / 32,
-                               units.lowerBound / 32, (units.upperBound + 31) / 32, GH, out, GH, accumulate ? 1 : 0)
+                               units.lowerBound / 32, (units.upperBound + 31) / 32, GH, out, GH, 0)
             }
             return
         }
-        let beta: Float = accumulate ? 1 : 0
         if all {
             if rows == 1 {
-                BLAS.gemv(trans: false, m: GH, n: K, a: weight, lda: K, x: a, beta: beta, y: out)
+                BLAS.gemv(trans: false, m: GH, n: K, a: weight, lda: K, x: a, beta: 0, y: out)
             } else {
                 BLAS.gemm(transA: false, transB: true, m: rows, n: GH, k: K, a: a, lda: lda,
-                          b: weight, ldb: K, beta: beta, c: out, ldc: GH)
+                          b: weight, ldb: K, beta: 0, c: out, ldc: GH)
             }
             return
         }
         for g in 0..<gates {
             let col = g * H + units.lowerBound
             BLAS.gemm(transA: false, transB: true, m: rows, n: units.count, k: K, a: a, lda: lda,
-                      b: weight + col * K, ldb: K, beta: beta, c: out + col, ldc: GH)
+                      b: weight + col * K, ldb: K, beta: 0, c: out + col, ldc: GH)
         }
     }
 
