@@ -93,14 +93,16 @@ enum SequenceMatmul {
 
     /// `out[m, n] = Aᵀ·B` for `A [k, m]` and `B [k, n]` row-major (strides lda, ldb): the weight
     /// gradient `dW = dGᵀ·X` summed over all T·B rows. `out` has row stride ldo. Each thread runs
-    /// BLAS on a slice of the columns (OpenBLAS runs this shape near the machine's peak).
+    /// BLAS on a slice of the rows of `out`, so it packs only its columns of A (`dG`, the larger
+    /// operand) where a split by columns had every thread pack all of it (4–8% faster C1 training
+    /// in paired runs).
     static func multiplyTransposedLeft(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                                        b: UnsafePointer<Float>, ldb: Int, out: UnsafeMutablePointer<Float>, ldo: Int,
                                        threads: Int) {
         if m == 0 || n == 0 { return }
-        let job = TransposedLeftJob(m: m, k: k, a: a, lda: lda, b: b, ldb: ldb, out: out, ldo: ldo)
-        let parts = min(parts(m, n, k, threads: threads), max(1, n / 16))
-        runParts(parts) { p in job.run(columns: WorkSplit.slice(p, of: parts, count: n, quantum: 16)) }
+        let job = TransposedLeftJob(n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, out: out, ldo: ldo)
+        let parts = min(parts(m, n, k, threads: threads), max(1, m / 16))
+        runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 16)) }
     }
 }
 
@@ -160,16 +162,17 @@ private struct ColumnJob: @unchecked Sendable {
     }
 }
 
-/// One thread's columns of `out = Aᵀ·B` with BLAS.
+/// One thread's rows of `out = Aᵀ·B` with BLAS.
 private struct TransposedLeftJob: @unchecked Sendable {
-    let m: Int, k: Int
+    let n: Int, k: Int
     let a: UnsafePointer<Float>, lda: Int
     let b: UnsafePointer<Float>, ldb: Int
     let out: UnsafeMutablePointer<Float>, ldo: Int
 
-    func run(columns: Range<Int>) {
-        if columns.isEmpty { return }
-        BLAS.gemm(transA: true, transB: false, m: m, n: columns.count, k: k, a: a, lda: lda,
-                  b: b + columns.lowerBound, ldb: ldb, beta: 0, c: out + columns.lowerBound, ldc: ldo)
+    /// Rows `rows` of `out` (columns `rows` of A).
+    func run(rows: Range<Int>) {
+        if rows.isEmpty { return }
+        BLAS.gemm(transA: true, transB: false, m: rows.count, n: n, k: k, a: a + rows.lowerBound, lda: lda,
+                  b: b, ldb: ldb, beta: 0, c: out + rows.lowerBound * ldo, ldc: ldo)
     }
 }
