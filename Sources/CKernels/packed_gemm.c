@@ -358,20 +358,16 @@ typedef int32_t vi16 __attribute__((vector_size(64)));
            (((vi16){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} >= (int32_t)(from)) &      \
             ((vi16){0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15} < (int32_t)(to)))))
 
-// ck_gemv_rows for rows that all start `o` floats (0…15) past a 64-byte boundary (ldw a
+// ck_gemv_rows for `rows` rows that all start `o` floats (0…15) past a 64-byte boundary (ldw a
 // multiple of 16): each row is read as aligned vectors from o floats before its start, the
 // lanes outside the row masked to zero, against a copy of x shifted by o. A misaligned row
 // otherwise splits every 16-float load over two cache lines (measured: 7.2 µs against 5.8 µs
 // per step for half of a 1024 × 256 W_hh, which Swift arrays never align; this path: 4.8–5.1 µs
 // at any offset). The masked reads stay within the cache lines (so the pages) that hold the row.
-// The rows are `groups` ranges of `rows` rows, groupStride rows apart; x is copied once for all.
-CK_INLINE void ck_gemv_rows_shifted(long groups, long groupStride, long rows, long k, const float *w, long ldw,
-                                    long o, const float *x, float *y, int accumulate) {
-    float xs[CK_GEMV_SHIFTED_MAX + 32] __attribute__((aligned(64)));
-    long chunks = (o + k + 15) / 16;
-    for (long i = 0; i < chunks * 16; i++) xs[i] = i >= o && i < o + k ? x[i - o] : 0.0f;
-    long tail = o + k - (chunks - 1) * 16;   // valid lanes of the last chunk
-    for (long g = 0; g < groups; g++, w += groupStride * ldw, y += groupStride)
+// xs is x shifted by o and zero-padded to `chunks` aligned vectors (the last with `tail` valid
+// lanes).
+CK_INLINE void ck_gemv_shifted_range(long rows, long k, const float *w, long ldw, long o, const float *xs,
+                                     long chunks, long tail, const float *x, float *y, int accumulate) {
     for (long r = 0; r < rows; r += 16) {
         long block = rows - r < 16 ? rows - r : 16;
         v16 acc[16];
@@ -409,14 +405,9 @@ CK_INLINE void ck_gemv_rows_shifted(long groups, long groupStride, long rows, lo
     }
 }
 
-CK_KERNEL void ck_gemv_rows(long groups, long groupStride, long rows, long k, const float *w, long ldw,
-                            const float *x, float *y, int accumulate) {
-    long o = (long)(((uintptr_t)w >> 2) & 15);
-    if (((uintptr_t)w & 3) == 0 && ldw % 16 == 0 && k <= CK_GEMV_SHIFTED_MAX && k >= 16) {
-        ck_gemv_rows_shifted(groups, groupStride, rows, k, w, ldw, o, x, y, accumulate);
-        return;
-    }
-    for (long g = 0; g < groups; g++, w += groupStride * ldw, y += groupStride) {
+// `rows` rows read as they lie (row strides not a multiple of 16), prefetching ahead in each row.
+CK_INLINE void ck_gemv_plain_range(long rows, long k, const float *w, long ldw, const float *x, float *y,
+                                   int accumulate) {
     long r = 0;
     long k16 = k - k % 16;
     for (; r + 16 <= rows; r += 16) {
@@ -444,7 +435,24 @@ CK_KERNEL void ck_gemv_rows(long groups, long groupStride, long rows, long k, co
         for (long kk = 0; kk < k; kk++) s += w[r * ldw + kk] * x[kk];
         y[r] = accumulate ? y[r] + s : s;
     }
+}
+
+CK_KERNEL void ck_gemv_rows(long groups, long groupStride, long rows, long k, const float *w, long ldw,
+                            const float *x, float *y, int accumulate) {
+    long o = (long)(((uintptr_t)w >> 2) & 15);
+    if (((uintptr_t)w & 3) == 0 && ldw % 16 == 0 && k <= CK_GEMV_SHIFTED_MAX && k >= 16) {
+        // x shifted by o, copied once for all the ranges.
+        float xs[CK_GEMV_SHIFTED_MAX + 32] __attribute__((aligned(64)));
+        long chunks = (o + k + 15) / 16;
+        for (long i = 0; i < chunks * 16; i++) xs[i] = i >= o && i < o + k ? x[i - o] : 0.0f;
+        long tail = o + k - (chunks - 1) * 16;   // valid lanes of the last chunk
+        for (long g = 0; g < groups; g++)
+            ck_gemv_shifted_range(rows, k, w + g * groupStride * ldw, ldw, o, xs, chunks, tail, x,
+                                  y + g * groupStride, accumulate);
+        return;
     }
+    for (long g = 0; g < groups; g++)
+        ck_gemv_plain_range(rows, k, w + g * groupStride * ldw, ldw, x, y + g * groupStride, accumulate);
 }
 
 int ck_packed_gemm_is_fast(void) {

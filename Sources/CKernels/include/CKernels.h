@@ -156,11 +156,12 @@ void ck_team_run(long parts, ck_team_task task, void *context);
 /// Part `part` of step `step` of a stepped task.
 typedef void (*ck_step_task)(void *context, long step, long part);
 /// Runs task(context, s, p) for s in 0..<steps and p in 0..<parts (at most 63), each step's parts
-/// after all parts of the step before: a time loop shared by the team, entered once. Part p of every step runs on the same thread when it can (the caller takes part 0), so
-/// the data a part streams stays in that core's cache; a thread that is done with its own part
-/// takes the parts nobody has started (a helper the operating system has not scheduled never
-/// holds up a step it has not started). Threads meet through one counter per step instead of a
-/// hand-off per step as with ck_team_run.
+/// after all parts of the step before: a time loop shared by the team, entered once. Part p of
+/// every step runs on the same thread when it can (the caller takes part 0), so the data a part
+/// streams stays in that core's cache; a thread that is done with its own part takes the parts
+/// nobody has started (a helper the operating system has not scheduled never holds up a step it
+/// has not started). Threads meet through one counter per step instead of a hand-off per step
+/// as with ck_team_run.
 void ck_team_steps(long steps, long parts, ck_step_task task, void *context);
 
 #ifdef __cplusplus

@@ -42,12 +42,13 @@ enum SequenceMatmul {
         }
     }
 
-    /// One thread's share of `out[m, G·H] = bias + A[m, k]·Wᵀ` for `W [G·H, k]` (the input
-    /// projections of all steps): the columns of hidden units `units` in each of the `gates`
-    /// gates, the same units the thread owns in a `units` split of the time loop, so it can run
-    /// in the same parallel region as the loop, with no meeting between the two. Packs those rows
-    /// of `W` into their panels of `packed` (`ck_packed_size(k, G·H)` floats, shared by the
-    /// threads). `units` must start on a multiple of 32 and `hidden` be one.
+    /// One thread's share of `out[m, G·H] = bias + A[m, k]·Wᵀ` for `W [G·H, k]`: the columns of
+    /// hidden units `units` in each of the `gates` gates. For the input projections of all steps
+    /// these are the units the thread owns in a `units` split of the time loop, so it can run in
+    /// the same parallel region as the loop, with no meeting between the two; with one gate
+    /// (`hidden` = n) it is a plain slice of columns. Packs those rows of `W` into their panels
+    /// of `packed` (`ck_packed_size(k, G·H)` floats, shared by the threads). `units` must start on
+    /// a multiple of 32, and so must `hidden` with more than one gate.
     static func linearUnits(m: Int, k: Int, gates: Int, hidden H: Int, units: Range<Int>,
                             a: UnsafePointer<Float>, lda: Int, weight: UnsafePointer<Float>,
                             bias: UnsafePointer<Float>, packed: UnsafeMutablePointer<Float>,
@@ -136,9 +137,9 @@ private struct BLASRowJob: @unchecked Sendable {
     }
 }
 
-/// One thread's columns of `out = bias + A·Wᵀ`. With `packed`, the thread packs the 32-column
-/// panels of `Wᵀ` it needs (rows of `W`) into its part of `packed` and runs the packed kernel
-/// (`columns` then starts on a multiple of 32); otherwise BLAS runs.
+/// One thread's columns of `out = bias + A·Wᵀ`. With `packed`, `linearUnits` with one gate: the
+/// thread packs the 32-column panels of `Wᵀ` it needs (rows of `W`) into its part of `packed` and
+/// runs the packed kernel (`columns` then starts on a multiple of 32); otherwise BLAS runs.
 private struct ColumnJob: @unchecked Sendable {
     let m: Int, n: Int, k: Int
     let a: UnsafePointer<Float>, lda: Int
@@ -149,16 +150,15 @@ private struct ColumnJob: @unchecked Sendable {
 
     func run(columns: Range<Int>) {
         if columns.isEmpty { return }
+        if let packed {
+            SequenceMatmul.linearUnits(m: m, k: k, gates: 1, hidden: n, units: columns, a: a, lda: lda,
+                                       weight: weight, bias: bias, packed: packed, out: out)
+            return
+        }
         let c0 = columns.lowerBound
         ck_copy_rows(m, columns.count, bias + c0, 0, out + c0, n)
-        if let packed {
-            let firstPanel = c0 / 32
-            ck_pack(k, columns.count, weight + c0 * k, k, 1, packed + firstPanel * 32 * k)
-            ck_gemm_packed(m, k, a, lda, packed, firstPanel, (columns.upperBound + 31) / 32, n, out, n, 1)
-        } else {
-            BLAS.gemm(transA: false, transB: true, m: m, n: columns.count, k: k, a: a, lda: lda,
-                      b: weight + c0 * k, ldb: k, beta: 1, c: out + c0, ldc: n)
-        }
+        BLAS.gemm(transA: false, transB: true, m: m, n: columns.count, k: k, a: a, lda: lda,
+                  b: weight + c0 * k, ldb: k, beta: 1, c: out + c0, ldc: n)
     }
 }
 
