@@ -4,8 +4,9 @@
 The machine's speed swings by tens of percent from minute to minute, so two builds measured a few
 minutes apart cannot be compared. This runs `recurrent bench --json` for A and B alternately (A
 first in even rounds, B first in odd ones), each run short (3 timed steps), and reports per side
-the fastest and the median step over rounds, and the median and range of the per-round ratio of
-fastest steps A/B (> 1: B is faster). A side is a package directory holding
+the fastest and the median step over rounds, and the median and range of the per-round ratios A/B
+of the fastest steps and of the median steps (> 1: B is faster; the median steps show how a change
+copes with a busy second core). A side is a package directory holding
 `.build/release/recurrent`, optionally followed by `|NAME=VALUE` to set one environment variable.
 
 usage: python3 scripts/bench_ab.py BASE_DIR NEW_DIR C1 lstm infer [--rounds 8]
@@ -24,7 +25,7 @@ def run(spec, config, cell, mode):
                           "--cells", cell, "--modes", mode, "--threads", "2", "--repeats", "3", "--min-time", "0.3",
                           "--deadline", "5", "--json"], capture_output=True, text=True, env=env, check=True).stdout
     row = [json.loads(line) for line in out.splitlines() if line.startswith("{")][0]
-    return row["min_ms"]
+    return row["min_ms"], row["median_ms"]
 
 
 def main():
@@ -44,10 +45,14 @@ def main():
         else:
             b_ms.append(run(args.b, args.config, args.cell, args.mode))
             a_ms.append(run(args.a, args.config, args.cell, args.mode))
-    ratios = [x / y for x, y in zip(a_ms, b_ms)]
-    print(f"{args.config} {args.cell} {args.mode}: A fastest {min(a_ms):.3f} ms (median {statistics.median(a_ms):.3f}) | "
-          f"B fastest {min(b_ms):.3f} ms (median {statistics.median(b_ms):.3f}) | A/B per round: median "
-          f"{statistics.median(ratios):.3f}, range {min(ratios):.2f}-{max(ratios):.2f} ({args.rounds} rounds)")
+    ratios = [x[0] / y[0] for x, y in zip(a_ms, b_ms)]
+    median_ratios = [x[1] / y[1] for x, y in zip(a_ms, b_ms)]
+    a_fast, b_fast = [x[0] for x in a_ms], [y[0] for y in b_ms]
+    print(f"{args.config} {args.cell} {args.mode}: A fastest {min(a_fast):.3f} ms (median {statistics.median(a_fast):.3f}) | "
+          f"B fastest {min(b_fast):.3f} ms (median {statistics.median(b_fast):.3f}) | A/B per round: fastest steps "
+          f"{statistics.median(ratios):.3f} (range {min(ratios):.2f}-{max(ratios):.2f}), median steps "
+          f"{statistics.median(median_ratios):.3f} (range {min(median_ratios):.2f}-{max(median_ratios):.2f}) "
+          f"({args.rounds} rounds)")
 
 
 if __name__ == "__main__":

@@ -13,9 +13,26 @@
 // scalar vs 2.0 vectorized). Stating that the iterations are independent removes the checks.
 #if defined(__clang__)
 #define CK_ELEMENTWISE _Pragma("clang loop vectorize(assume_safety)")
+#define CK_ELEMENTWISE_WIDE _Pragma("clang loop vectorize(assume_safety) interleave_count(4)")
 #else
 #define CK_ELEMENTWISE
+#define CK_ELEMENTWISE_WIDE
 #endif
+
+// Runs `body` (a block using `j`) for j in 0..<U. The first U - U % 64 units go through a loop
+// that is vectorized and interleaved 4 times: each operation is issued for four vectors side by
+// side, so the long dependency chains of the activations (an exp, a division, a polynomial:
+// ~100 cycles from gate to h_t) overlap instead of filling the scheduler with instructions that
+// wait. Measured per unit, 16 rows × 256 units, one thread: LSTM forward 3.0-3.7 → 2.3 ns, GRU
+// forward 1.9 → 1.4, LSTM backward 1.0 → 0.9; RNN unchanged. The rest goes through the plain
+// vectorized loop: interleaved, a 32-unit block would fall to the scalar remainder (LSTM
+// forward 5.5 ns per unit against 3.1).
+#define CK_FOR_UNITS(j, U, ...)                                                                       \
+    do {                                                                                              \
+        const long ck_wide_end_ = (U) - (U) % 64;                                                     \
+        CK_ELEMENTWISE_WIDE for (long j = 0; j < ck_wide_end_; j++) __VA_ARGS__                       \
+        CK_ELEMENTWISE for (long j = ck_wide_end_; j < (U); j++) __VA_ARGS__                          \
+    } while (0)
 
 static inline int ck_active(const ck_block *s, long b) {
     return s->lengths == NULL || s->t < (long)s->lengths[b];
@@ -85,13 +102,12 @@ CK_KERNEL void ck_tanh(long n, const float *restrict x, float *restrict y) {
 CK_INLINE void ck_rnn_forward_row(long U, int relu, const float *restrict g, const float *restrict bhh,
                                   const float *restrict bih, const float *restrict x, float *restrict hn,
                                   float *restrict o, int hb) {
-    CK_ELEMENTWISE
-    for (long j = 0; j < U; j++) {
+    CK_FOR_UNITS(j, U, {
         float a = (g[j] + bhh[j]) + (hb == 2 ? bih[j] : hb ? x[j] + bih[j] : x[j]);
         float h = relu ? (a > 0 ? a : 0) : ck_tanhf(a);
         hn[j] = h;
         o[j] = h;
-    }
+    });
 }
 
 CK_KERNEL void ck_rnn_forward(const ck_block *s, int relu, const float *restrict gh,
@@ -122,8 +138,7 @@ CK_INLINE void ck_lstm_forward_row(long U, long H, const float *restrict g, cons
                                    const float *restrict bih, const float *restrict x, const float *restrict cp,
                                    float *restrict cn, float *restrict hn, float *restrict o, float *restrict a,
                                    int hb) {
-    CK_ELEMENTWISE
-    for (long j = 0; j < U; j++) {
+    CK_FOR_UNITS(j, U, {
         float xi = hb == 2 ? bih[j] : hb ? x[j] + bih[j] : x[j];
         float xf = hb == 2 ? bih[H + j] : hb ? x[H + j] + bih[H + j] : x[H + j];
         float xg = hb == 2 ? bih[2 * H + j] : hb ? x[2 * H + j] + bih[2 * H + j] : x[2 * H + j];
@@ -141,7 +156,7 @@ CK_INLINE void ck_lstm_forward_row(long U, long H, const float *restrict g, cons
         cn[j] = cy;
         hn[j] = hy;
         o[j] = hy;
-    }
+    });
 }
 
 CK_KERNEL void ck_lstm_forward(const ck_block *s, const float *restrict gh, const float *restrict bhh,
@@ -168,8 +183,7 @@ CK_INLINE void ck_gru_forward_row(long U, long H, const float *restrict g, const
                                   const float *restrict bih, const float *restrict x, const float *restrict hp,
                                   float *restrict hn, float *restrict o, float *restrict a, float *restrict gn,
                                   int hb) {
-    CK_ELEMENTWISE
-    for (long j = 0; j < U; j++) {
+    CK_FOR_UNITS(j, U, {
         float xr = hb ? x[j] + bih[j] : x[j];
         float xz = hb ? x[H + j] + bih[H + j] : x[H + j];
         float xn = hb ? x[2 * H + j] + bih[2 * H + j] : x[2 * H + j];
@@ -184,7 +198,7 @@ CK_INLINE void ck_gru_forward_row(long U, long H, const float *restrict g, const
         gn[j] = hnGate;
         hn[j] = hy;
         o[j] = hy;
-    }
+    });
 }
 
 CK_KERNEL void ck_gru_forward(const ck_block *s, const float *restrict gh, const float *restrict bhh,
@@ -209,14 +223,13 @@ CK_KERNEL void ck_gru_forward(const ck_block *s, const float *restrict gh, const
 
 CK_INLINE void ck_rnn_backward_row(long U, int relu, const float *restrict hy, const float *restrict dout,
                                    float *restrict d, float *restrict dg, float *restrict db, int hasOut, int hasBias) {
-    CK_ELEMENTWISE
-    for (long j = 0; j < U; j++) {
+    CK_FOR_UNITS(j, U, {
         float g = hasOut ? d[j] + dout[j] : d[j];
         float v = relu ? (hy[j] > 0 ? g : 0.0f) : g * (1.0f - hy[j] * hy[j]);
         dg[j] = v;
         if (hasBias) db[j] += v;
         d[j] = 0;
-    }
+    });
 }
 
 CK_KERNEL void ck_rnn_backward(const ck_block *s, int relu, const float *restrict hNext,
@@ -244,8 +257,7 @@ CK_INLINE void ck_lstm_backward_row(long U, long H, const float *a, const float 
                                     const float *restrict cc, const float *restrict dout, float *restrict d,
                                     float *restrict dcell, float *dg, float *restrict db,
                                     int hasOut, int hasBias) {
-    CK_ELEMENTWISE
-    for (long j = 0; j < U; j++) {
+    CK_FOR_UNITS(j, U, {
         float i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j];
         float dhy = hasOut ? d[j] + dout[j] : d[j];
         float tc = ck_tanhf(cc[j]);
@@ -266,7 +278,7 @@ CK_INLINE void ck_lstm_backward_row(long U, long H, const float *a, const float 
         }
         dcell[j] = dc * f;
         d[j] = 0;
-    }
+    });
 }
 
 CK_KERNEL void ck_lstm_backward(const ck_block *s, const float *gates, const float *restrict cPrev,
@@ -294,8 +306,7 @@ CK_INLINE void ck_gru_backward_row(long U, long H, const float *a, const float *
                                    const float *restrict hp, const float *restrict dout, float *restrict d,
                                    float *gi, float *restrict gh, float *restrict db,
                                    float *restrict dbh, int hasOut, int hasBias) {
-    CK_ELEMENTWISE
-    for (long j = 0; j < U; j++) {
+    CK_FOR_UNITS(j, U, {
         float r = a[j], z = a[H + j], n = a[2 * H + j];
         float dhy = hasOut ? d[j] + dout[j] : d[j];
         float dn = dhy * (1.0f - z) * (1.0f - n * n);
@@ -317,7 +328,7 @@ CK_INLINE void ck_gru_backward_row(long U, long H, const float *a, const float *
             dbh[2 * H + j] += dnh;
         }
         d[j] = dhy * z;
-    }
+    });
 }
 
 CK_KERNEL void ck_gru_backward(const ck_block *s, const float *gates, const float *restrict ghn,
