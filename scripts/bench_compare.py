@@ -8,7 +8,9 @@ sides see similar machine conditions. After all rounds, prints one line per (con
 threads): the median over rounds of each side's median step time, the ratio torch/ours (> 1: we
 are faster), the same ratio from each side's fastest step ("min ratio": the machine's speed
 swings by tens of percent from minute to minute, and the fastest step is the least disturbed
-estimate), our GFLOP/s and its share of the machine's 256 GFLOP/s fp32 peak, and flags for rows
+estimate), our GFLOP/s and its share of the machine's fp32 peak (measured by `recurrent bench` next
+to each row with the same threads: `peak_gflops`; the nominal 256 GFLOP/s of this machine's 2 cores
+misses its turbo clock), and flags for rows
 either side measured while other processes used the machine (`status: contended`). Contended
 rounds are left out of a row that has clean ones.
 
@@ -18,7 +20,7 @@ The shared directory (default ../shared) is only read, never copied.
 """
 import argparse, json, os, statistics, subprocess, sys
 
-PEAK_GFLOPS = 256.0
+NOMINAL_PEAK_GFLOPS = 256.0   # used only for rows from a build that does not report peak_gflops
 
 
 def run_json_lines(cmd):
@@ -76,7 +78,7 @@ def main():
                                 f.write(json.dumps(dict(row, side=side, round=rnd + 1)) + "\n")
 
     header = (f"{'config':6} {'cell':5} {'mode':5} {'thr':>3} {'ours ms':>9} {'torch ms':>9} {'torch/ours':>10} "
-              f"{'min ratio':>9} {'our GFLOP/s':>11} {'of peak':>7}  flags")
+              f"{'min ratio':>9} {'our GFLOP/s':>11} {'peak':>6} {'of peak':>7}  flags")
     print(header, flush=True)
     print("-" * len(header))
     order = {c: i for i, c in enumerate(configs)}
@@ -104,9 +106,11 @@ def main():
         ours_min = min(r["min_ms"] for r in ours) if ours else None
         torch_min = min(r["min_ms"] for r in torch) if torch else None
         min_ratio = torch_min / ours_min if ours_min and torch_min else None
-        share = gflops / PEAK_GFLOPS if gflops is not None else None
+        peaks = [r["peak_gflops"] for r in ours if r.get("peak_gflops")]
+        peak = statistics.median(peaks) if peaks else NOMINAL_PEAK_GFLOPS
+        share = gflops / peak if gflops is not None else None
         print(f"{config:6} {cell:5} {mode:5} {t:>3} {fmt(ours_ms, '9.2f')} {fmt(torch_ms, '9.2f')} "
-              f"{fmt(ratio, '10.2f')} {fmt(min_ratio, '9.2f')} {fmt(gflops, '11.1f')} "
+              f"{fmt(ratio, '10.2f')} {fmt(min_ratio, '9.2f')} {fmt(gflops, '11.1f')} {peak:6.0f} "
               f"{fmt(share * 100 if share is not None else None, '6.1f')}%  {', '.join(flags)}")
 
 

@@ -14,6 +14,8 @@ import Darwin
 /// - infer: forward without recording;
 /// - FLOPs (matrix products only): forward = Σ over layers and directions of `2·T·B·G·H·(D_l + H)`
 ///   with `D_l = D` for layer 0 and `H·dirs` after; train = 3 × forward.
+/// - Fraction of peak (`of_peak`): GFLOP/s over the machine's fp32 peak measured with the same
+///   threads just before the row (`MachinePeak`, ~0.2 s; the turbo clock moves the peak).
 ///
 /// Timing mirrors the peer script's contention-aware loop: 3 warm-up steps, then steps in chunks
 /// of ≥ 0.3 s, each chunk bracketed by a reading of the machine's CPU counters; steps from chunks
@@ -66,7 +68,7 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         if !json {
-            print("config cell mode   threads  median_ms     min_ms  iters  tokens/s  GFLOP/s  foreign status     peak_MB")
+            print("config cell mode   threads  median_ms     min_ms  iters  tokens/s  GFLOP/s  of_peak  foreign status     peak_MB")
         }
         for t in list(threads).compactMap({ Int($0) }) {
             BLAS.threads = t
@@ -98,6 +100,8 @@ struct Bench: ParsableCommand {
         let x = Variable(Tensor(shape: [config.T, config.B, config.D], data: data))
         let parameters = layer.parameters
 
+        // Measured next to each row: the turbo clock follows the machine's load.
+        let peak = MachinePeak.gflops(threads: threads)
         let memory = PeakMemory.start()
         let timing = ContentionAwareTimer(minIterations: repeats, minTime: minTime, deadline: deadline,
                                           cleanThreshold: ContentionMonitor.cleanThreshold(threads: threads))
@@ -111,7 +115,7 @@ struct Bench: ParsableCommand {
             }
         let flops = config.forwardFlops(gates: kind.gateCount) * (train ? 3 : 1)
         return BenchRow(config: config, cell: cellName, mode: train ? "train" : "infer", threads: threads,
-                        timing: timing, flops: flops, peakMegabytes: memory.peakMegabytes())
+                        timing: timing, flops: flops, peakGflops: peak, peakMegabytes: memory.peakMegabytes())
     }
 }
 
@@ -161,7 +165,11 @@ struct BenchRow {
     let threads: Int
     let timing: ContentionAwareTimer.Result
     let flops: Double
+    /// The machine's measured fp32 peak for `threads` threads (`MachinePeak`), GFLOP/s.
+    let peakGflops: Double
     let peakMegabytes: Double?
+
+    var gflops: Double { flops / timing.median / 1e9 }
 
     var tokensPerSecond: Double { Double(config.T * config.B) / timing.median }
 
@@ -173,7 +181,8 @@ struct BenchRow {
             ("L", "\(config.L)"), ("bidir", config.bidirectional ? "true" : "false"),
             ("median_ms", number(timing.median * 1e3)), ("min_ms", number(timing.minimum * 1e3)),
             ("iters", "\(timing.count)"), ("tokens_per_s", number(tokensPerSecond)),
-            ("gflops", number(flops / timing.median / 1e9)), ("gflops_best", number(flops / timing.minimum / 1e9)),
+            ("gflops", number(gflops)), ("gflops_best", number(flops / timing.minimum / 1e9)),
+            ("peak_gflops", number(peakGflops)), ("of_peak", number(gflops / peakGflops)),
             ("foreign", timing.foreign.map { number($0) } ?? "null"), ("status", quoted(timing.status)),
         ]
         fields.append(("peak_rss_mb", peakMegabytes.map { number($0) } ?? "null"))
@@ -193,7 +202,7 @@ struct BenchRow {
         return [config.name.padding(6), cell.padding(4), mode.padding(5), pad("\(threads)", 8),
                 pad(fixed(timing.median * 1e3, 3), 11), pad(fixed(timing.minimum * 1e3, 3), 10),
                 pad("\(timing.count)", 6), pad("\(Int(tokensPerSecond.rounded()))", 9),
-                pad(fixed(flops / timing.median / 1e9, 1), 8),
+                pad(fixed(gflops, 1), 8), pad(fixed(100 * gflops / peakGflops, 1) + "%", 8),
                 pad(timing.foreign.map { fixed($0, 2) } ?? "-", 8), " " + timing.status.padding(10),
                 pad(peakMegabytes.map { fixed($0, 1) } ?? "-", 7)].joined(separator: " ")
     }

@@ -39,3 +39,13 @@ import Testing
         #expect(x.grad == Tensor(shape: [2], data: [32, 32]))
     }
 }
+
+@Suite struct MachinePeakTests {
+    /// The benchmark's "fraction of peak" divides by this: it must be a real rate (a zero, NaN or
+    /// absurd value would come from a broken timer or FLOP count). Any CPU of the last twenty
+    /// years does more than 1 GFLOP/s on one thread; none does 100 TFLOP/s.
+    @Test func peakIsAPlausibleRate() {
+        let peak = MachinePeak.gflops(threads: 1, bursts: 2)
+        #expect(peak.isFinite && peak > 1 && peak < 100_000, "measured \(peak) GFLOP/s")
+    }
+}

@@ -153,6 +153,11 @@ typedef void (*ck_team_task)(void *context, long part);
 /// the team is busy (nested or from another thread) runs all parts on its own thread.
 void ck_team_run(long parts, ck_team_task task, void *context);
 
+/// The fp32 multiply-add peak of `threads` threads running at once, in FLOP/s: the best of
+/// `bursts` bursts (~25 ms each) of independent vector FMA chains on every thread (the widest
+/// vectors the CPU has). For "fraction of peak" figures in benchmarks.
+double ck_fma_peak(long threads, long bursts);
+
 /// Part `part` of step `step` of a stepped task.
 typedef void (*ck_step_task)(void *context, long step, long part);
 /// Runs task(context, s, p) for s in 0..<steps and p in 0..<parts (at most 63), each step's parts
