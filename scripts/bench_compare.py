@@ -8,7 +8,8 @@ sides see similar machine conditions. After all rounds, prints one line per (con
 threads): the median over rounds of each side's median step time, the ratio torch/ours (> 1: we
 are faster), the same ratio from each side's fastest step ("min ratio": the machine's speed
 swings by tens of percent from minute to minute, and the fastest step is the least disturbed
-estimate), our GFLOP/s and its share of the machine's fp32 peak (measured by `recurrent bench` next
+estimate), the median and range over rounds of the ratio within each round ("paired": the two
+sides of a round ran back to back), our GFLOP/s and its share of the machine's fp32 peak (measured by `recurrent bench` next
 to each row with the same threads: `peak_gflops`; the nominal 256 GFLOP/s of this machine's 2 cores
 misses its turbo clock), and flags for rows
 either side measured while other processes used the machine (`status: contended`). Contended
@@ -71,14 +72,15 @@ def main():
                     print(f"# round {rnd + 1}/{args.rounds} threads {t} {config} {cell} {side}", file=sys.stderr,
                           flush=True)
                     for row in run_json_lines(cmd):
+                        row["round"] = rnd + 1
                         key = (row["config"], row["cell"], row["mode"], int(row["threads"]))
                         results.setdefault(key, {"ours": [], "torch": []})[side].append(row)
                         if args.jsonl:
                             with open(args.jsonl, "a") as f:
-                                f.write(json.dumps(dict(row, side=side, round=rnd + 1)) + "\n")
+                                f.write(json.dumps(dict(row, side=side)) + "\n")
 
     header = (f"{'config':6} {'cell':5} {'mode':5} {'thr':>3} {'ours ms':>9} {'torch ms':>9} {'torch/ours':>10} "
-              f"{'min ratio':>9} {'our GFLOP/s':>11} {'peak':>6} {'of peak':>7}  flags")
+              f"{'min ratio':>9} {'paired (range)':>16} {'our GFLOP/s':>11} {'peak':>6} {'of peak':>7}  flags")
     print(header, flush=True)
     print("-" * len(header))
     order = {c: i for i, c in enumerate(configs)}
@@ -109,8 +111,16 @@ def main():
         peaks = [r["peak_gflops"] for r in ours if r.get("peak_gflops")]
         peak = statistics.median(peaks) if peaks else NOMINAL_PEAK_GFLOPS
         share = gflops / peak if gflops is not None else None
+        # Per round, the two sides ran back to back: the ratio of their medians in the same round
+        # cancels most of the machine's slower swings.
+        by_round = {}
+        for side, rows in (("ours", ours), ("torch", torch)):
+            for r in rows:
+                by_round.setdefault(r["round"], {})[side] = r["median_ms"]
+        paired = [v["torch"] / v["ours"] for v in by_round.values() if "torch" in v and "ours" in v]
+        paired_text = (f"{statistics.median(paired):.2f} ({min(paired):.2f}-{max(paired):.2f})" if paired else "-")
         print(f"{config:6} {cell:5} {mode:5} {t:>3} {fmt(ours_ms, '9.2f')} {fmt(torch_ms, '9.2f')} "
-              f"{fmt(ratio, '10.2f')} {fmt(min_ratio, '9.2f')} {fmt(gflops, '11.1f')} {peak:6.0f} "
+              f"{fmt(ratio, '10.2f')} {fmt(min_ratio, '9.2f')} {paired_text:>16} {fmt(gflops, '11.1f')} {peak:6.0f} "
               f"{fmt(share * 100 if share is not None else None, '6.1f')}%  {', '.join(flags)}")
 
 
