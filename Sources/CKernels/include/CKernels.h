@@ -154,7 +154,7 @@ typedef void (*ck_team_task)(void *context, long part);
 void ck_team_run(long parts, ck_team_task task, void *context);
 
 /// The fp32 multiply-add peak of `threads` threads running at once, in FLOP/s: the best of
-/// `bursts` bursts (~25 ms each) of independent vector FMA chains on every thread (the widest
+/// `bursts` bursts (~23 ms each) of independent vector FMA chains on every thread (the widest
 /// vectors the CPU has). For "fraction of peak" figures in benchmarks.
 double ck_fma_peak(long threads, long bursts);
 
