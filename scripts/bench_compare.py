@@ -21,8 +21,6 @@ The shared directory (default ../shared) is only read, never copied.
 """
 import argparse, json, os, statistics, subprocess, sys
 
-NOMINAL_PEAK_GFLOPS = 256.0   # used only for rows from a build that does not report peak_gflops
-
 
 def run_json_lines(cmd):
     """Runs `cmd`, echoes its stderr, and returns the JSON objects it printed (one per line)."""
@@ -109,8 +107,8 @@ def main():
         torch_min = min(r["min_ms"] for r in torch) if torch else None
         min_ratio = torch_min / ours_min if ours_min and torch_min else None
         peaks = [r["peak_gflops"] for r in ours if r.get("peak_gflops")]
-        peak = statistics.median(peaks) if peaks else NOMINAL_PEAK_GFLOPS
-        share = gflops / peak if gflops is not None else None
+        peak = statistics.median(peaks) if peaks else None
+        share = gflops / peak if gflops is not None and peak else None
         # Per round, the two sides ran back to back: the ratio of their medians in the same round
         # cancels most of the machine's slower swings.
         by_round = {}
@@ -120,8 +118,8 @@ def main():
         paired = [v["torch"] / v["ours"] for v in by_round.values() if "torch" in v and "ours" in v]
         paired_text = (f"{statistics.median(paired):.2f} ({min(paired):.2f}-{max(paired):.2f})" if paired else "-")
         print(f"{config:6} {cell:5} {mode:5} {t:>3} {fmt(ours_ms, '9.2f')} {fmt(torch_ms, '9.2f')} "
-              f"{fmt(ratio, '10.2f')} {fmt(min_ratio, '9.2f')} {paired_text:>16} {fmt(gflops, '11.1f')} {peak:6.0f} "
-              f"{fmt(share * 100 if share is not None else None, '6.1f')}%  {', '.join(flags)}")
+              f"{fmt(ratio, '10.2f')} {fmt(min_ratio, '9.2f')} {paired_text:>16} {fmt(gflops, '11.1f')} {fmt(peak, '6.0f')} "
+              f"{fmt(share * 100 if share is not None else None, '6.1f'):>6}%  {', '.join(flags)}")
 
 
 if __name__ == "__main__":
