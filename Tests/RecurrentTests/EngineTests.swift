@@ -13,6 +13,31 @@ import Testing
             #expect(abs(c[i, j] - s) < 1e-5)
         } }
     }
+
+    /// Products from 2²⁰ multiply-adds are shared between threads by rows of C (or by columns when
+    /// C has fewer rows): every element of every transpose combination must match the naive sum.
+    @Test(arguments: [(300, 70, 64), (40, 300, 96)])
+    func largeMatmulMatchesNaiveInEveryLayout(m: Int, n: Int, k: Int) {
+        var rng = RandomGenerator(seed: 2)
+        let a = rng.uniformTensor([m, k], low: -1, high: 1), b = rng.uniformTensor([k, n], low: -1, high: 1)
+        func transposed(_ t: Tensor) -> Tensor {
+            let r = t.shape[0], c = t.shape[1]
+            return Tensor(shape: [c, r], data: (0..<(r * c)).map { t.data[($0 % r) * c + $0 / r] })
+        }
+        let at = transposed(a), bt = transposed(b)
+        var expected = [Float](repeating: 0, count: m * n)
+        for i in 0..<m { for j in 0..<n {
+            var s: Float = 0
+            for p in 0..<k { s += a[i, p] * b[p, j] }
+            expected[i * n + j] = s
+        } }
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let c = matmul(ta ? at : a, tb ? bt : b, transposeA: ta, transposeB: tb)
+            #expect(c.shape == [m, n])
+            let far = (0..<(m * n)).filter { abs(c.data[$0] - expected[$0]) > 1e-4 }
+            #expect(far.count == 0, "transposeA \(ta), transposeB \(tb): \(far.count) elements differ, first at \(far.first ?? -1)")
+        }
+    }
 }
 
 @Suite struct AutodiffTests {

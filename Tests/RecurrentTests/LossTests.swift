@@ -42,6 +42,32 @@ import Testing
         #expect(abs(kept - withIgnored) < 1e-6)
     }
 
+    /// From 2¹⁶ logits the rows are shared between threads: every row's loss term and gradient
+    /// must still be there, ignored rows included.
+    @Test func manyRowsMatchTheReferenceRowByRow() {
+        var rng = RandomGenerator(seed: 62)
+        let rows = 1_500, classes = 65
+        let logits = Variable(rng.uniformTensor([rows, classes], low: -4, high: 4), requiresGrad: true)
+        let targets = (0..<rows).map { $0 % 7 == 3 ? -100 : ($0 * 31) % classes }
+        let loss = crossEntropy(logits: logits, targets: targets, ignoreIndex: -100, reduction: .sum)
+        loss.backward()
+        var expected = 0.0
+        var worstGradient = 0.0
+        for r in 0..<rows {
+            let row = Array(logits.value.data[(r * classes)..<((r + 1) * classes)])
+            let m = Double(row.max()!)
+            let total = row.reduce(0.0) { $0 + exp(Double($1) - m) }
+            for j in 0..<classes {
+                let softmax = exp(Double(row[j]) - m) / total
+                let want = targets[r] == -100 ? 0 : softmax - (j == targets[r] ? 1 : 0)
+                worstGradient = max(worstGradient, abs(Double(logits.grad!.data[r * classes + j]) - want))
+            }
+            if targets[r] != -100 { expected += reference(row, targets[r]) }
+        }
+        #expect(abs(Double(loss.value.scalar) - expected) < 1e-6 * expected)
+        #expect(worstGradient < 1e-6)
+    }
+
     @Test func gradientIsSoftmaxMinusOneHot() {
         let logits = Variable(Tensor(shape: [1, 3], data: [0, 0, 0]), requiresGrad: true)
         crossEntropy(logits: logits, targets: [1]).backward()

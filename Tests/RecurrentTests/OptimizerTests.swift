@@ -161,6 +161,38 @@ struct OptimizerScenario {
         }
     }
 
+    /// Large parameters take the vectorized kernel in slices shared between threads (from
+    /// `Adam.elementsPerPart` elements per thread): every element, including those at the seams
+    /// of the slices and the vector remainders, must follow PyTorch's rule.
+    @Test(arguments: [(0.9, 0.0, false), (0.3, 0.1, false), (0.9, 0.05, true)])
+    func adamOnLargeParametersFollowsTheRuleEverywhere(beta1: Double, weightDecay: Double, decoupled: Bool) {
+        var rng = RandomGenerator(seed: 11)
+        let sizes = [100_003, 7, 65_536]
+        let params = sizes.map { Variable(rng.uniformTensor([$0], low: -1, high: 1), requiresGrad: true) }
+        let initial = params.map { $0.value.data }
+        let lr: Float = 0.01, b1 = Float(beta1), wd = Float(weightDecay)
+        let adam: Adam = decoupled
+            ? AdamW(parameters: params, learningRate: lr, beta1: b1, weightDecay: wd)
+            : Adam(parameters: params, learningRate: lr, beta1: b1, weightDecay: wd)
+        var grads = sizes.map { _ in [[Float]]() }
+        for _ in 1...3 {
+            for (i, p) in params.enumerated() {
+                p.grad = rng.uniformTensor([sizes[i]], low: -2, high: 2)
+                grads[i].append(p.grad!.data)
+            }
+            adam.step()
+        }
+        for i in sizes.indices {
+            let far = (0..<sizes[i]).filter { j in
+                let expected = ReferenceUpdate.adam(Double(initial[i][j]), grads[i].map { Double($0[j]) },
+                                                    lr: Double(lr), beta1: Double(b1), weightDecay: Double(wd),
+                                                    decoupled: decoupled).last!
+                return abs(Double(params[i].value.data[j]) - expected) > 2e-6 * max(1, abs(expected))
+            }
+            #expect(far.count == 0, "parameter \(i): \(far.count) of \(sizes[i]) elements off the rule, first at \(far.first ?? -1)")
+        }
+    }
+
     @Test func rmsprop() {
         let s = OptimizerScenario(seed: 3)
         s.check({ RMSprop(parameters: $0, learningRate: 0.01) }) { ReferenceUpdate.rmsprop($0, $1, lr: 0.01) }

@@ -32,6 +32,24 @@ typedef struct {
     const int32_t *lengths;  ///< per-row sequence lengths or NULL (all active)
 } ck_block;
 
+// ---- optimizers ----
+
+/// The per-step constants of an Adam update (see `Adam.step`).
+typedef struct {
+    float lerpWeight;        ///< 1 - β₁: m ← m + (1 - β₁)(g - m)
+    float beta2;             ///< β₂
+    float squareWeight;      ///< 1 - β₂
+    float correction2Root;   ///< √(1 - β₂ᵗ)
+    float epsilon;           ///< ε
+    float negativeStepSize;  ///< -γ / (1 - β₁ᵗ)
+    float coupledDecay;      ///< λ added to the gradient (Adam), else 0
+    float shrink;            ///< θ ← θ · shrink first (AdamW: 1 - γλ), else 1
+} ck_adam_constants;
+
+/// One Adam step over n elements:
+/// g ← grad + λθ; m ← m + (1-β₁)(g - m); v ← β₂v + (1-β₂)g²; θ ← θ - γ/(1-β₁ᵗ) · m / (√v/√(1-β₂ᵗ) + ε).
+void ck_adam_update(long n, float *theta, const float *grad, float *m, float *v, const ck_adam_constants *constants);
+
 // ---- vector math (the polynomial approximations the gate kernels use) ----
 
 /// y[i] = exp(x[i]); x clamped to [-87, 88].

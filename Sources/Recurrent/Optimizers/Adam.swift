@@ -1,3 +1,4 @@
+import CKernels
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #elseif canImport(Darwin)
@@ -55,51 +56,49 @@ public class Adam: Optimizer {
 
     public var stepCount: Int { state.stepCount }
 
+    /// Elements per thread from which a parameter's update is shared between the team's threads.
+    static let elementsPerPart = 32_768
+
     public func step() {
         state.stepCount += 1
         let rate = decimalDouble(learningRate)
         let b1 = decimalDouble(beta1), b2 = decimalDouble(beta2)
-        let lerpWeight = Float(1 - b1)
-        let lerpComplement = 1 - lerpWeight
-        let b2f = beta2
-        let squareWeight = Float(1 - b2)
-        let eps = epsilon
-        let coupledDecay: Float = decoupledWeightDecay ? 0 : weightDecay
-        let shrink = Float(1 - rate * decimalDouble(weightDecay))
         let shrinks = decoupledWeightDecay && weightDecay != 0
-        for (i, p) in parameters.enumerated() {
-            guard let grad = p.grad else { continue }
-            precondition(grad.shape == p.shape, "Adam: gradient \(grad.shape) for parameter \(i) of shape \(p.shape)")
-            state.steps[i] += 1
-            let t = Double(state.steps[i])
-            let correction1 = 1 - pow(b1, t)
-            let correction2 = 1 - pow(b2, t)
-            let negativeStepSize = Float(-(rate / correction1))
-            let correction2Root = Float(correction2.squareRoot())
-            var m = state.take(0, i, orCreate: Tensor(zeros: p.shape))
-            var v = state.take(1, i, orCreate: Tensor(zeros: p.shape))
-            let n = grad.count
-            grad.data.withUnsafeBufferPointer { gp in
-                m.data.withUnsafeMutableBufferPointer { mp in
-                    v.data.withUnsafeMutableBufferPointer { vp in
-                        p.value.data.withUnsafeMutableBufferPointer { theta in
-                            for j in 0..<n {
-                                if shrinks { theta[j] = theta[j] * shrink }
-                                var g = gp[j]
-                                if coupledDecay != 0 { g = g + coupledDecay * theta[j] }
-                                mp[j] = lerpWeight < 0.5 ? mp[j] + lerpWeight * (g - mp[j])
-                                                         : g - (g - mp[j]) * lerpComplement
-                                vp[j] = vp[j] * b2f
-                                vp[j] = vp[j] + squareWeight * g * g
-                                let denominator = vp[j].squareRoot() / correction2Root + eps
-                                theta[j] = theta[j] + negativeStepSize * mp[j] / denominator
+        var constants = ck_adam_constants(
+            lerpWeight: Float(1 - b1), beta2: beta2, squareWeight: Float(1 - b2), correction2Root: 0,
+            epsilon: epsilon, negativeStepSize: 0, coupledDecay: decoupledWeightDecay ? 0 : weightDecay,
+            shrink: shrinks ? Float(1 - rate * decimalDouble(weightDecay)) : 1)
+        withTeamThreads { threads in
+            for (i, p) in parameters.enumerated() {
+                guard let grad = p.grad else { continue }
+                precondition(grad.shape == p.shape, "Adam: gradient \(grad.shape) for parameter \(i) of shape \(p.shape)")
+                state.steps[i] += 1
+                let t = Double(state.steps[i])
+                let correction1 = 1 - pow(b1, t)
+                let correction2 = 1 - pow(b2, t)
+                constants.negativeStepSize = Float(-(rate / correction1))
+                constants.correction2Root = Float(correction2.squareRoot())
+                var m = state.take(0, i, orCreate: Tensor(zeros: p.shape))
+                var v = state.take(1, i, orCreate: Tensor(zeros: p.shape))
+                let n = grad.count
+                let parts = min(threads, max(1, n / Self.elementsPerPart))
+                let c = constants
+                grad.data.withUnsafeBufferPointer { gp in
+                    m.data.withUnsafeMutableBufferPointer { mp in
+                        v.data.withUnsafeMutableBufferPointer { vp in
+                            p.value.data.withUnsafeMutableBufferPointer { theta in
+                                let job = AdamJob(theta: theta.baseAddress!, grad: gp.baseAddress!, m: mp.baseAddress!,
+                                                  v: vp.baseAddress!, constants: c)
+                                runParts(parts) { part in
+                                    job.run(WorkSplit.slice(part, of: parts, count: n, quantum: 16))
+                                }
                             }
                         }
                     }
                 }
+                state.store(0, i, m)
+                state.store(1, i, v)
             }
-            state.store(0, i, m)
-            state.store(1, i, v)
         }
     }
 
@@ -110,5 +109,18 @@ public class Adam: Optimizer {
                                            tracksParameterSteps: true) { _, step in
             step > 0 ? Adam.bufferNames : []
         }
+    }
+}
+
+/// One thread's slice of an Adam update (`ck_adam_update`).
+private struct AdamJob: @unchecked Sendable {
+    let theta: UnsafeMutablePointer<Float>, grad: UnsafePointer<Float>
+    let m: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>
+    let constants: ck_adam_constants
+
+    func run(_ range: Range<Int>) {
+        if range.isEmpty { return }
+        let j = range.lowerBound
+        withUnsafePointer(to: constants) { ck_adam_update(range.count, theta + j, grad + j, m + j, v + j, $0) }
     }
 }

@@ -63,13 +63,13 @@ extension FusedSequence {
     }
 
     /// `body(0..<parts)` on up to `parts` threads (BLAS single-threaded meanwhile, see
-    /// `withFusedThreads`), results in order.
+    /// `withTeamThreads`), results in order.
     private static func inParallel<R>(_ parts: Int, _ body: (Int) -> R) -> [R] {
         let slots = UnsafeMutablePointer<R>.allocate(capacity: parts)
         defer { slots.deinitialize(count: parts); slots.deallocate() }
         withoutActuallyEscaping(body) { body in
             let job = ParallelJob(body: body, slots: slots)
-            withFusedThreads { _ in runParts(parts) { p in job.run(p) } }
+            withTeamThreads { _ in runParts(parts) { p in job.run(p) } }
         }
         return Array(UnsafeBufferPointer(start: slots, count: parts))
     }

@@ -27,7 +27,7 @@ extension FusedSequence {
     /// `[dW_ih | dW_hh] = dGᵀ·[X | H_prev]`, and one for `dX = dG·W_ih`. For GRU the hidden-side
     /// gradient `dGh` differs from `dG` in the n block (`dG_n ⊙ r`), so its weights take two products.
     static func gradients(_ ctx: Context, dOutput: Tensor?, dhN: Tensor?, dcN: Tensor?, inputGradient: Bool) -> Gradients {
-        withFusedThreads { threads in
+        withTeamThreads { threads in
             gradients(ctx, dOutput: dOutput, dhN: dhN, dcN: dcN, inputGradient: inputGradient, threads: threads)
         }
     }

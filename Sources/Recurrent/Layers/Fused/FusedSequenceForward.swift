@@ -20,7 +20,7 @@ extension FusedSequence {
                         biasIH: Tensor, biasHH: Tensor, h0: Tensor, c0: Tensor?,
                         lengths: [Int]?, reverse: Bool, saveForBackward: Bool, execution: Execution)
         -> (output: Tensor, hN: Tensor, cN: Tensor?, context: Context?) {
-        withFusedThreads { threads in
+        withTeamThreads { threads in
             forward(kind: kind, x: x, weightIH: weightIH, weightHH: weightHH, biasIH: biasIH, biasHH: biasHH, h0: h0,
                     c0: c0, lengths: lengths, reverse: reverse, saveForBackward: saveForBackward, execution: execution,
                     threads: threads)

@@ -6,7 +6,7 @@ import CKernels
 /// With the AVX-512 kernels the right-hand side is packed once and each thread takes a slice of
 /// rows; otherwise (and for the weight gradient) each thread runs single-threaded BLAS on its
 /// slice. Callers run inside
-/// `withFusedThreads` and pass its thread count.
+/// `withTeamThreads` and pass its thread count.
 enum SequenceMatmul {
     /// Threads for a product of `m·n·k` multiply-adds: all `threads` when the work is large
     /// enough to pay for the hand-off.

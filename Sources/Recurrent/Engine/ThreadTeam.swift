@@ -1,0 +1,65 @@
+import CKernels
+
+// The library's own threads (`ck_team_run` in thread_team.c): work split into parts, part 0 on
+// the calling thread, the others on helpers that spin between tasks, so a hand-off costs about a
+// microsecond.
+
+/// Runs `body(threads)` where `threads` is the thread count set for BLAS (`BLAS.threads`, the
+/// library's thread setting), while BLAS itself runs single-threaded: the fused kernels and the
+/// optimizers share their work between the team's threads (`runParts`), so BLAS calls made
+/// inside those parts must not start threads of their own, and OpenBLAS's threads, which spin for
+/// a while after each call, must not compete with them for the cores.
+func withTeamThreads<R>(_ body: (Int) -> R) -> R {
+    let threads = BLAS.threads
+    if threads > 1 { BLAS.threads = 1 }
+    defer { if threads > 1 { BLAS.threads = threads } }
+    return body(threads)
+}
+
+/// Runs `body(part)` for `part` in `0..<parts` on up to `parts` threads (inline for one part):
+/// part 0 on the calling thread, the others on the helper threads of `ck_team_run`, which spin
+/// between tasks so a hand-off costs little.
+func runParts(_ parts: Int, _ body: @Sendable (Int) -> Void) {
+    if parts <= 1 {
+        body(0)
+        return
+    }
+    withoutActuallyEscaping(body) { escapable in
+        var task = PartTask(body: escapable)
+        withUnsafeMutablePointer(to: &task) { pointer in
+            ck_team_run(parts, { context, part in
+                context!.assumingMemoryBound(to: PartTask.self).pointee.body(part)
+            }, pointer)
+        }
+    }
+}
+
+/// Runs `body(step, part)` for every step in `0..<steps` and part in `0..<parts`, each step's
+/// parts after all of the step before's, on up to `parts` threads (`ck_team_steps`): the threads
+/// enter once and meet through a counter per step. Part p runs on the same thread at every step
+/// when it can (part 0 on the calling thread), so it finds its slice of the weights in that
+/// core's cache.
+func runSteps(_ steps: Int, parts: Int, _ body: @Sendable (Int, Int) -> Void) {
+    if parts <= 1 {
+        for s in 0..<steps { body(s, 0) }
+        return
+    }
+    withoutActuallyEscaping(body) { escapable in
+        var task = StepTask(body: escapable)
+        withUnsafeMutablePointer(to: &task) { pointer in
+            ck_team_steps(steps, parts, { context, step, part in
+                context!.assumingMemoryBound(to: StepTask.self).pointee.body(step, part)
+            }, pointer)
+        }
+    }
+}
+
+/// The closure `runParts` hands to the C thread team.
+private struct PartTask {
+    let body: @Sendable (Int) -> Void
+}
+
+/// The closure `runSteps` hands to the C thread team.
+private struct StepTask {
+    let body: @Sendable (Int, Int) -> Void
+}
