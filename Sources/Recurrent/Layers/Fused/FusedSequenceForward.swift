@@ -75,6 +75,9 @@ extension FusedSequence {
             unitsProjection = Workspace<Float>(count: ck_packed_size(I, GH))
         }
 
+        let savedInputsInParts: Bool
+        if saveForBackward, case .rows = split { savedInputsInParts = true } else { savedInputsInParts = false }
+
         let output = [Float](unsafeUninitializedCapacity: T * BH) { out, initialized in
             x.data.withUnsafeBufferPointer { px in
             weightIH.data.withUnsafeBufferPointer { wih in
@@ -82,7 +85,11 @@ extension FusedSequence {
             biasIH.data.withUnsafeBufferPointer { bih in
             biasHH.data.withUnsafeBufferPointer { bhh in
                 if saveForBackward {
-                    ck_copy_rows(T * B, I, px.start, I, states.hiddenStorage.pointer, states.inputStateWidth)
+                    // The inputs are saved beside the states for the weight gradient; a rows split
+                    // copies each thread's rows in its own part (`ForwardRunner.copiesSavedInputs`).
+                    if !savedInputsInParts {
+                        ck_copy_rows(T * B, I, px.start, I, states.hiddenStorage.pointer, states.inputStateWidth)
+                    }
                 } else if combined {
                     // The first step's input beside its state; each step copies the next one's.
                     let t0 = reverse ? T - 1 : 0
@@ -104,7 +111,8 @@ extension FusedSequence {
                         ? StepProduct(weight: wih.start, gates: G, hidden: H, inputs: I, batch: B, forward: true,
                                       backward: false, packed: true)
                         : nil,
-                    input: px.start, weightIH: wih.start, packedIH: unitsProjection?.pointer,
+                    input: px.start, copiesSavedInputs: savedInputsInParts, weightIH: wih.start,
+                    packedIH: unitsProjection?.pointer,
                     lengths: lengthBuffer?.pointer, projections: projections.pointer,
                     hiddenProduct: hiddenProduct.pointer, biasIH: bih.start, biasHH: bhh.start, output: out.start)
                 runner.run(split)
@@ -141,6 +149,9 @@ struct ForwardRunner: @unchecked Sendable {
     let inputProduct: StepProduct?
     /// `[T, B, I]`.
     let input: UnsafePointer<Float>
+    /// Whether each part of a rows split first copies its rows of every step's input beside the
+    /// saved states (`[T, B, I + H]`), so the copy (4 MB at T=128, B=32, I=256) is shared too.
+    let copiesSavedInputs: Bool
     /// `W_ih [G·H, I]`.
     let weightIH: UnsafePointer<Float>
     /// Room for `W_ihᵀ` packed, when each thread of a units split projects its own units of all
@@ -168,6 +179,14 @@ struct ForwardRunner: @unchecked Sendable {
         case .rows(let parts):
             runParts(parts) { p in
                 let rows = WorkSplit.slice(p, of: parts, count: B)
+                if copiesSavedInputs && !rows.isEmpty {
+                    let width = states.inputStateWidth
+                    for t in 0..<T {
+                        let first = t * B + rows.lowerBound
+                        ck_copy_rows(rows.count, inputSize, input + first * inputSize, inputSize,
+                                     states.hiddenStorage.pointer + first * width, width)
+                    }
+                }
                 for i in 0..<T {
                     step(time(i), rows: rows, units: 0..<H)
                     copyNextInput(i, rows: rows)
