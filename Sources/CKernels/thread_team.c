@@ -16,6 +16,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <time.h>
 
 #define CK_MAX_HELPERS 15
 #define CK_SPIN_ROUNDS 4000
@@ -65,6 +66,14 @@ static long ck_work(long s) {
 // The thread's index in the team: 0 for callers, 1… for helpers (own parts of ck_team_steps).
 static _Thread_local long ck_worker = 0;
 static atomic_long ck_next_worker = 1;
+
+long ck_team_worker(void) { return ck_worker; }
+
+long ck_now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (long)t.tv_sec * 1000000000L + t.tv_nsec;
+}
 
 static void *ck_helper_main(void *arg) {
     long seen = (long)(intptr_t)arg >> CK_PART_BITS;   // generation before the first task
@@ -184,4 +193,39 @@ void ck_team_steps(long steps, long parts, ck_step_task task, void *context) {
     ck_team_run(parts, ck_steps_worker, &job);
     ck_worker = saved;
     free(job.claimed);
+}
+
+// ---- balance between a caller and one helper ----
+//
+// The two vCPUs of a shared machine do not always run at the same speed (a neighbour on the
+// host): a char-LM training step once spent 30-40% of each two-part run with the caller waiting
+// for the helper. Two-part work is therefore split by the speeds the threads showed last: each
+// report gives the cost per item of either side (time to finish / items), the caller's share
+// moves a quarter of the way to the share that would have equalized them, within 30-70%.
+
+#define CK_SHARE_ONE 1000000L
+static atomic_long ck_caller_share = CK_SHARE_ONE / 2;
+
+long ck_team_balanced_split(long count, long quantum) {
+    if (quantum < 1) quantum = 1;
+    long blocks = (count + quantum - 1) / quantum;
+    if (blocks < 2) return count;
+    long share = atomic_load_explicit(&ck_caller_share, memory_order_relaxed);
+    long first = (blocks * share + CK_SHARE_ONE / 2) / CK_SHARE_ONE;
+    if (first < 1) first = 1;
+    if (first > blocks - 1) first = blocks - 1;
+    first *= quantum;
+    return first < count ? first : count;
+}
+
+void ck_team_balance_report(long first, long count, long callerNs, long helperNs) {
+    if (first <= 0 || first >= count || callerNs <= 0 || helperNs <= 0) return;
+    double callerCost = (double)callerNs / (double)first;
+    double helperCost = (double)helperNs / (double)(count - first);
+    double target = helperCost / (callerCost + helperCost);   // equal finish times
+    long share = atomic_load_explicit(&ck_caller_share, memory_order_relaxed);
+    double next = 0.75 * ((double)share / CK_SHARE_ONE) + 0.25 * target;
+    if (next < 0.3) next = 0.3;
+    if (next > 0.7) next = 0.7;
+    atomic_store_explicit(&ck_caller_share, (long)(next * CK_SHARE_ONE), memory_order_relaxed);
 }

@@ -301,6 +301,37 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// The rows split and the whole-sequence products slice their work by the threads' measured
+    /// speeds (`runBalancedParts`): whatever the slices, every result must be the same to the bit,
+    /// or the same seed would not give the same training run.
+    @Test func balancedSlicesLeaveResultsUnchanged() {
+        let T = 4, B = 32, I = 64, H = 64, G = 4
+        var rng = RandomGenerator(seed: 22)
+        let x = rng.uniformTensor([T, B, I], low: -1, high: 1)
+        let wih = rng.uniformTensor([G * H, I], low: -0.3, high: 0.3), whh = rng.uniformTensor([G * H, H], low: -0.3, high: 0.3)
+        let bih = rng.uniformTensor([G * H], low: -0.3, high: 0.3), bhh = rng.uniformTensor([G * H], low: -0.3, high: 0.3)
+        let h0 = rng.uniformTensor([B, H], low: -1, high: 1), c0 = rng.uniformTensor([B, H], low: -1, high: 1)
+        let dy = rng.uniformTensor([T, B, H], low: -1, high: 1)
+        func run(callerShare: Double) -> [Tensor] {
+            // Reports of a caller that takes 1 of 2 items and is slower (or faster) move its
+            // share to the limit (30% or 70%). Tests running alongside may move it again, which
+            // the results must not notice either.
+            for _ in 0..<40 {
+                ck_team_balance_report(1, 2, callerShare < 0.5 ? 1000 : 10, callerShare < 0.5 ? 10 : 1000)
+            }
+            let f = FusedSequence.forward(kind: .lstm, x: x, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh,
+                                          h0: h0, c0: c0, lengths: nil, reverse: false, saveForBackward: true,
+                                          execution: .init(split: .rows(parts: 2), packedProducts: true))
+            let g = FusedSequence.gradients(f.context!, dOutput: dy, dhN: nil, dcN: nil, inputGradient: true)
+            return [f.output, f.hN, f.cN!, g.dx!, g.dWeightIH, g.dWeightHH, g.dBiasIH, g.dBiasHH, g.dh0, g.dc0!]
+        }
+        let low = run(callerShare: 0.3), high = run(callerShare: 0.7)
+        for (k, (a, b)) in zip(low, high).enumerated() {
+            let same = a == b
+            #expect(same, "result \(k) differs between slicings by \(a.maxAbsDifference(b))")
+        }
+    }
+
     /// A stepped task runs every part of every step exactly once, and no part of a step before all
     /// parts of the step before it have finished (parts claimed by whichever thread is free when
     /// a helper is late, one part, and the inline path for more parts than the kernel takes).

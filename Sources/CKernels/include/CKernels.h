@@ -186,6 +186,18 @@ typedef void (*ck_step_task)(void *context, long step, long part);
 /// has not started). Threads meet through one counter per step instead of a hand-off per step
 /// as with ck_team_run.
 void ck_team_steps(long steps, long parts, ck_step_task task, void *context);
+/// The calling thread's index in the team: 0 for a caller, 1… for the helpers (the part of
+/// ck_team_steps each takes first).
+long ck_team_worker(void);
+/// A monotonic clock in nanoseconds.
+long ck_now_ns(void);
+/// For work shared by a caller and one helper: how many of `count` items (a multiple of
+/// `quantum`, at least one quantum each) the caller should take so both finish together, from
+/// the speeds the two last showed (ck_team_balance_report); half before any report.
+long ck_team_balanced_split(long count, long quantum);
+/// Reports a two-part run: the caller took `first` of `count` items and finished `callerNs` after
+/// the start, the helper took the rest and finished `helperNs` after it.
+void ck_team_balance_report(long first, long count, long callerNs, long helperNs);
 
 #ifdef __cplusplus
 }

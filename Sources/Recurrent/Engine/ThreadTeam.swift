@@ -63,3 +63,35 @@ private struct PartTask {
 private struct StepTask {
     let body: @Sendable (Int, Int) -> Void
 }
+
+/// Runs `body(range)` over slices covering `0..<count` (multiples of `quantum`) on `parts`
+/// threads, where results must not depend on the slicing. With two threads the slices follow the
+/// speeds the two showed in earlier runs (`ck_team_balanced_split`), so a core that a neighbour
+/// slows takes less; otherwise they are equal.
+func runBalancedParts(_ parts: Int, count: Int, quantum: Int, _ body: @Sendable (Range<Int>) -> Void) {
+    guard parts == 2 else {
+        runParts(parts) { p in body(WorkSplit.slice(p, of: parts, count: count, quantum: quantum)) }
+        return
+    }
+    let first = ck_team_balanced_split(count, quantum)
+    // Per part: the thread that ran it and when it finished.
+    let record = UnsafeMutablePointer<Int>.allocate(capacity: 4)
+    defer { record.deallocate() }
+    record.initialize(repeating: -1, count: 4)
+    let marks = PartMarks(record: record)
+    let start = ck_now_ns()
+    runSteps(1, parts: 2) { _, p in
+        body(p == 0 ? 0..<first : first..<count)
+        marks.record[2 * p] = ck_team_worker()
+        marks.record[2 * p + 1] = ck_now_ns()
+    }
+    // Only a run where each thread did its own part says how fast each one is.
+    if record[0] == 0 && record[2] == 1 {
+        ck_team_balance_report(first, count, record[1] - start, record[3] - start)
+    }
+}
+
+/// Where `runBalancedParts`'s parts note their thread and end time (each part its own two slots).
+private struct PartMarks: @unchecked Sendable {
+    let record: UnsafeMutablePointer<Int>
+}

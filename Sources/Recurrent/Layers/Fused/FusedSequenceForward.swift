@@ -177,8 +177,8 @@ struct ForwardRunner: @unchecked Sendable {
                 copyNextInput(i, rows: 0..<B)
             }
         case .rows(let parts):
-            runParts(parts) { p in
-                let rows = WorkSplit.slice(p, of: parts, count: B)
+            // Rows do not interact, so the slices can follow the threads' speeds.
+            runBalancedParts(parts, count: B, quantum: 2) { rows in
                 if copiesSavedInputs && !rows.isEmpty {
                     let width = states.inputStateWidth
                     for t in 0..<T {

@@ -87,8 +87,7 @@ enum SequenceMatmul {
         let packed = Workspace<Float>(count: ck_packed_size(k, n))
         pack(packed.pointer)
         let job = RowJob(a: a, lda: lda, packed: packed.pointer, k: k, n: n, out: out, bias: bias)
-        let parts = parts(m, n, k, threads: threads)
-        runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 8)) }
+        runBalancedParts(parts(m, n, k, threads: threads), count: m, quantum: 8) { job.run(rows: $0) }
         withExtendedLifetime(packed) {}
     }
 
@@ -102,8 +101,9 @@ enum SequenceMatmul {
                                        threads: Int) {
         if m == 0 || n == 0 { return }
         let job = TransposedLeftJob(n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, out: out, ldo: ldo)
-        let parts = min(parts(m, n, k, threads: threads), max(1, m / 16))
-        runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 16)) }
+        runBalancedParts(min(parts(m, n, k, threads: threads), max(1, m / 16)), count: m, quantum: 16) {
+            job.run(rows: $0)
+        }
     }
 }
 
