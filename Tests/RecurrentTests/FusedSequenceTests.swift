@@ -301,6 +301,42 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// A one-hot input given by its symbols (gathered projections, weight gradient by sums of
+    /// rows) gives what the same input gives as a dense one-hot tensor, in every split.
+    @Test(arguments: CellKind.allCases)
+    func symbolInputsMatchOneHotInputs(_ kind: CellKind) {
+        let T = 5, B = 12, V = 7, H = 64, G = kind.gateCount
+        var rng = RandomGenerator(seed: 23)
+        let symbols = (0..<(T * B)).map { ($0 * 5 + $0 / 3) % V }
+        var oneHot = [Float](repeating: 0, count: T * B * V)
+        for (r, s) in symbols.enumerated() { oneHot[r * V + s] = 1 }
+        let x = Tensor(shape: [T, B, V], data: oneHot)
+        let wih = rng.uniformTensor([G * H, V], low: -0.5, high: 0.5), whh = rng.uniformTensor([G * H, H], low: -0.3, high: 0.3)
+        let bih = rng.uniformTensor([G * H], low: -0.3, high: 0.3), bhh = rng.uniformTensor([G * H], low: -0.3, high: 0.3)
+        let h0 = rng.uniformTensor([B, H], low: -1, high: 1)
+        let c0: Tensor? = kind == .lstm ? rng.uniformTensor([B, H], low: -1, high: 1) : nil
+        let dy = rng.uniformTensor([T, B, H], low: -1, high: 1)
+        let lengths = (0..<B).map { [T, 3, T, 0, 1, T][$0 % 6] }
+        for reverse in [false, true] {
+            for split in [WorkSplit.none, .rows(parts: 2), .units(parts: 2)] {
+                func run(_ symbols: [Int]?) -> [Tensor] {
+                    let f = FusedSequence.forward(kind: kind, x: x, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh,
+                                                  h0: h0, c0: c0, lengths: lengths, reverse: reverse, saveForBackward: true,
+                                                  execution: .init(split: split, packedProducts: true), symbols: symbols)
+                    let g = FusedSequence.gradients(f.context!, dOutput: dy, dhN: nil, dcN: nil, inputGradient: false)
+                    return [f.output, f.hN, f.cN ?? Tensor(zeros: [0]), g.dWeightIH, g.dWeightHH, g.dBiasIH, g.dBiasHH,
+                            g.dh0, g.dc0 ?? Tensor(zeros: [0])]
+                }
+                let dense = run(nil), gathered = run(symbols)
+                for (k, (a, b)) in zip(gathered, dense).enumerated() {
+                    let scale = max(1, b.data.map(abs).max() ?? 0)
+                    #expect(a.maxAbsDifference(b) <= 1e-5 * scale,
+                            "\(kind) reverse=\(reverse) \(split): result \(k) differs by \(a.maxAbsDifference(b))")
+                }
+            }
+        }
+    }
+
     /// The rows split and the whole-sequence products slice their work by the threads' measured
     /// speeds (`runBalancedParts`): whatever the slices, every result must be the same to the bit,
     /// or the same seed would not give the same training run.

@@ -18,7 +18,9 @@
 /// layer 0, an exact rewrite with fewer operations: layer 0 computes `x_t · W_ihᵀ` with
 /// `x_t = E[s_t]`, which is `onehot(s_t) · Mᵀ` for `M = W_ih · Eᵀ` `[G·H, V]`; so the layer runs on
 /// one-hot inputs `[T, B, V]` with input weights M, its products have width V instead of E, it
-/// needs no input gradient, and `dM` flows back to `W_ih` and `E` through the tape.
+/// needs no input gradient, and `dM` flows back to `W_ih` and `E` through the tape. A fused
+/// layer 0 goes further: it gathers each step's column of M by symbol (no product with the
+/// one-hot input at all) and sums rows of its gate gradients into `dM`.
 public final class CharacterLanguageModel: Module {
     public let configuration: LanguageModelConfiguration
     public let vocabulary: Vocabulary
@@ -90,7 +92,8 @@ public final class CharacterLanguageModel: Module {
             for (row, symbol) in inputs.enumerated() { oneHot[row * v + symbol] = 1 }
             let m = matmul(rnn.directionParameters[0][0].weightIH, embedding.weight, transposeB: true)   // [G·H, V]
             (output, final) = rnn.run(Variable(Tensor(shape: [steps, batch, v], data: oneHot)),
-                                      firstLayerInputWeights: [m], initialState: state, lengths: nil, training: training)
+                                      firstLayerInputWeights: [m], firstLayerSymbols: inputs, initialState: state,
+                                      lengths: nil, training: training)
         } else {
             let x = reshape(embedding(inputs), [steps, batch, configuration.embeddingSize])
             (output, final) = rnn.run(x, initialState: state, lengths: nil, training: training)

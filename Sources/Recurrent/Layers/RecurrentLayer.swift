@@ -92,9 +92,11 @@ public final class RecurrentLayer: Module, CustomStringConvertible {
     /// `callAsFunction` with dropout on or off explicitly, and optionally layer 0 reading `x`
     /// `[T, B, I']` through `firstLayerInputWeights` (one `[G·H, I']` per direction) instead of
     /// `weight_ih_l0`. The character language model folds its embedding into layer 0 this way:
-    /// `x` one-hot `[T, B, V]`, weights `W_ih·Eᵀ`.
-    func run(_ x: Variable, firstLayerInputWeights: [Variable]? = nil, initialState: RecurrentState?,
-             lengths: [Int]?, training: Bool) -> (output: Variable, state: RecurrentState) {
+    /// `x` one-hot `[T, B, V]`, weights `W_ih·Eᵀ`. With `firstLayerSymbols` (`x` one-hot, row
+    /// `t·B + b` the unit vector of that symbol), a fused layer 0 in one direction gathers its
+    /// input projections instead of multiplying by `x` (`FusedSequence.forward(…, symbols:)`).
+    func run(_ x: Variable, firstLayerInputWeights: [Variable]? = nil, firstLayerSymbols: [Int]? = nil,
+             initialState: RecurrentState?, lengths: [Int]?, training: Bool) -> (output: Variable, state: RecurrentState) {
         var layers = stack
         if let weights = firstLayerInputWeights {
             precondition(weights.count == stack.directions && x.value.rank == 3
@@ -113,7 +115,8 @@ public final class RecurrentLayer: Module, CustomStringConvertible {
                       runDirection: { layer, reverse, input, initial, lengths in
                           let p = parameters(layer, reverse ? 1 : 0)
                           return self.useFusedKernels
-                              ? self.runFused(p, reverse: reverse, input, initial: initial, lengths: lengths)
+                              ? self.runFused(p, reverse: reverse, input, initial: initial, lengths: lengths,
+                                              symbols: layer == 0 ? firstLayerSymbols : nil)
                               : self.runOnTape(p, reverse: reverse, input, initial: initial, lengths: lengths)
                       },
                       runBothDirections: together ? { layer, input, initials, lengths in
@@ -124,13 +127,13 @@ public final class RecurrentLayer: Module, CustomStringConvertible {
 
     /// One direction as a single `FusedSequence.apply` node over the parameters `p`.
     func runFused(_ p: DirectionParameters, reverse: Bool, _ x: Variable, initial: [Variable]?,
-                  lengths: [Int]?) -> (output: Variable, final: [Variable]) {
+                  lengths: [Int]?, symbols: [Int]? = nil) -> (output: Variable, final: [Variable]) {
         let zeros = { Variable(Tensor(zeros: [x.shape[1], self.hiddenSize])) }
         let h0 = initial?[0] ?? zeros()
         let c0 = kind.hasCellState ? (initial?[1] ?? zeros()) : nil
         let r = FusedSequence.apply(kind: kind, x: x, weightIH: p.weightIH, weightHH: p.weightHH,
                                     biasIH: p.biasIH, biasHH: p.biasHH, h0: h0, c0: c0,
-                                    lengths: lengths, reverse: reverse)
+                                    lengths: lengths, reverse: reverse, symbols: symbols)
         return (r.output, [r.hN] + (r.cN.map { [$0] } ?? []))
     }
 

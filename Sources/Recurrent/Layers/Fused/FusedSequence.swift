@@ -29,13 +29,15 @@ public enum FusedSequence {
         let weightHH: Tensor
         let states: SequenceStates
         let execution: Execution
+        /// The symbols of a one-hot input (`forward(…, symbols:)`), or nil.
+        let symbols: Workspace<Int32>?
         /// Set by the backward pass, which writes the gate gradients over the saved gates: the
         /// saved values are used up, as PyTorch frees a graph's saved tensors after `backward`.
         var consumed = false
 
         init(kind: CellKind, steps: Int, batch: Int, inputSize: Int, hiddenSize: Int, reverse: Bool,
              lengths: Workspace<Int32>?, weightIH: Tensor, weightHH: Tensor, states: SequenceStates,
-             execution: Execution) {
+             execution: Execution, symbols: Workspace<Int32>? = nil) {
             self.kind = kind
             self.steps = steps
             self.batch = batch
@@ -47,6 +49,7 @@ public enum FusedSequence {
             self.weightHH = weightHH
             self.states = states
             self.execution = execution
+            self.symbols = symbols
         }
     }
 

@@ -6,12 +6,23 @@ extension FusedSequence {
     public static func apply(kind: CellKind, x: Variable, weightIH: Variable, weightHH: Variable,
                              biasIH: Variable, biasHH: Variable, h0: Variable, c0: Variable?,
                              lengths: [Int]?, reverse: Bool) -> (output: Variable, hN: Variable, cN: Variable?) {
+        apply(kind: kind, x: x, weightIH: weightIH, weightHH: weightHH, biasIH: biasIH, biasHH: biasHH, h0: h0, c0: c0,
+              lengths: lengths, reverse: reverse, symbols: nil)
+    }
+
+    /// `apply` for a one-hot `x` given by its `symbols` as well (see `forward(…, symbols:)`); `x`
+    /// must not need a gradient.
+    static func apply(kind: CellKind, x: Variable, weightIH: Variable, weightHH: Variable,
+                      biasIH: Variable, biasHH: Variable, h0: Variable, c0: Variable?,
+                      lengths: [Int]?, reverse: Bool, symbols: [Int]?) -> (output: Variable, hN: Variable, cN: Variable?) {
+        precondition(symbols == nil || !x.requiresGrad, "FusedSequence.apply: symbol inputs take no gradient")
         var parents = [x, weightIH, weightHH, biasIH, biasHH, h0]
         if let c0 { parents.append(c0) }
         let recording = GradientMode.isEnabled && parents.contains { $0.requiresGrad }
         let result = forward(kind: kind, x: x.value, weightIH: weightIH.value, weightHH: weightHH.value,
                              biasIH: biasIH.value, biasHH: biasHH.value, h0: h0.value, c0: c0?.value,
-                             lengths: lengths, reverse: reverse, saveForBackward: recording)
+                             lengths: lengths, reverse: reverse, saveForBackward: recording, execution: .automatic,
+                             symbols: symbols)
         var values = [result.output, result.hN]
         if let cN = result.cN { values.append(cN) }
         guard recording, let context = result.context else {

@@ -78,11 +78,24 @@ extension FusedSequence {
 
         // Whole-sequence products over the T·B rows.
         let rows = T * B
-        let inputsAndStates = ctx.states.hiddenStorage.pointer, width = I + H
+        let inputsAndStates = ctx.states.hiddenStorage.pointer, width = ctx.states.inputStateWidth
         var dWeightIH = [Float](repeating: 0, count: GH * I)
         var dWeightHH = [Float](repeating: 0, count: GH * H)
         let packed = ctx.execution.packedProducts
-        if let dHiddenGates {
+        if let symbols = ctx.symbols {
+            // One-hot inputs: dW_ih[:, v] sums the rows of dG whose symbol is v; only the states
+            // were saved (width H).
+            precondition(!inputGradient, "FusedSequence.backward: no input gradient for symbol inputs")
+            dWeightIH.withUnsafeMutableBufferPointer {
+                SequenceMatmul.symbolWeightGradient(rows: rows, symbols: symbols.pointer, symbolCount: I,
+                                                    dG: dGates.pointer, columns: GH, out: $0.start, threads: threads)
+            }
+            dWeightHH.withUnsafeMutableBufferPointer {
+                SequenceMatmul.multiplyTransposedLeft(m: GH, n: H, k: rows, a: (dHiddenGates ?? dGates).pointer, lda: GH,
+                                                      b: inputsAndStates, ldb: width, out: $0.start, ldo: H,
+                                                      threads: threads)
+            }
+        } else if let dHiddenGates {
             dWeightIH.withUnsafeMutableBufferPointer {
                 SequenceMatmul.multiplyTransposedLeft(m: GH, n: I, k: rows, a: dGates.pointer, lda: GH,
                                                       b: inputsAndStates, ldb: width, out: $0.start, ldo: I, threads: threads)

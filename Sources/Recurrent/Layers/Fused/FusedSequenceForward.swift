@@ -16,21 +16,27 @@ extension FusedSequence {
                 c0: c0, lengths: lengths, reverse: reverse, saveForBackward: saveForBackward, execution: .automatic)
     }
 
+    /// `symbols` (T·B indices in `0..<I`, time-major): `x` is one-hot, row `t·B + b` the unit
+    /// vector of `symbols[t·B + b]`, and is not read. Each step then gathers its input projections
+    /// `W_ih[:, s] + b_ih` from a table instead of multiplying by `x` (the character model's
+    /// folded embedding: no product of width I, no inputs saved beside the states, and a weight
+    /// gradient that sums rows of `dG` instead of a product with `x`); no input gradient.
     static func forward(kind: CellKind, x: Tensor, weightIH: Tensor, weightHH: Tensor,
                         biasIH: Tensor, biasHH: Tensor, h0: Tensor, c0: Tensor?,
-                        lengths: [Int]?, reverse: Bool, saveForBackward: Bool, execution: Execution)
+                        lengths: [Int]?, reverse: Bool, saveForBackward: Bool, execution: Execution,
+                        symbols: [Int]? = nil)
         -> (output: Tensor, hN: Tensor, cN: Tensor?, context: Context?) {
         withTeamThreads { threads in
             forward(kind: kind, x: x, weightIH: weightIH, weightHH: weightHH, biasIH: biasIH, biasHH: biasHH, h0: h0,
                     c0: c0, lengths: lengths, reverse: reverse, saveForBackward: saveForBackward, execution: execution,
-                    threads: threads)
+                    threads: threads, symbols: symbols)
         }
     }
 
     static func forward(kind: CellKind, x: Tensor, weightIH: Tensor, weightHH: Tensor,
                         biasIH: Tensor, biasHH: Tensor, h0: Tensor, c0: Tensor?,
                         lengths: [Int]?, reverse: Bool, saveForBackward: Bool, execution: Execution,
-                        threads: Int)
+                        threads: Int, symbols: [Int]? = nil)
         -> (output: Tensor, hN: Tensor, cN: Tensor?, context: Context?) {
         precondition(x.rank == 3, "FusedSequence: x must be [T, B, I], got \(x.shape)")
         let T = x.shape[0], B = x.shape[1], I = x.shape[2]
@@ -46,15 +52,23 @@ extension FusedSequence {
                          "FusedSequence: lengths must be \(B) values in 0...\(T), got \(l)")
             return Workspace(l.map { Int32($0) })
         }
+        let symbolBuffer = symbols.map { list -> Workspace<Int32> in
+            precondition(list.count == T * B, "FusedSequence: \(list.count) symbols for \(T) steps × \(B) rows")
+            if let bad = list.firstIndex(where: { $0 < 0 || $0 >= I }) {
+                preconditionFailure("FusedSequence: symbol \(list[bad]) at position \(bad) is outside 0..<\(I)")
+            }
+            return Workspace(list.map { Int32($0) })
+        }
+        let gathered = symbolBuffer != nil && T > 0
 
         // Batches of 8 rows or more take their input projections step by step inside the loop
         // (no [T, B, G·H] buffer to write and read back); smaller batches project all steps in one
         // product first. RNN and LSTM steps take both products as one, [x_t | h_{t-1}]·[W_ih | W_hh]ᵀ
         // (K = I + H): one pass over the output and one gate input fewer (GRU needs W_hn·h apart).
-        let stepProjection = B >= 8 && execution.packedProducts && StepProduct.packedKernelIsFast
+        let stepProjection = !gathered && B >= 8 && execution.packedProducts && StepProduct.packedKernelIsFast
         let combined = stepProjection && kind != .gru && T > 0
-        let states = SequenceStates(kind: kind, steps: T, batch: B, inputSize: I, hidden: H, reverse: reverse,
-                                    saved: saveForBackward, inputsBesideStates: combined)
+        let states = SequenceStates(kind: kind, steps: T, batch: B, inputSize: gathered ? 0 : I, hidden: H,
+                                    reverse: reverse, saved: saveForBackward, inputsBesideStates: combined)
         let first = reverse ? T : 0, last = reverse ? 0 : T
         let start = states.hidden(first)
         h0.data.withUnsafeBufferPointer { ck_copy_rows(B, H, $0.start, H, start.pointer, start.stride) }
@@ -65,18 +79,29 @@ extension FusedSequence {
                 states.cell(first).update(repeating: 0, count: BH)
             }
         }
-        let projections = Workspace<Float>(count: (combined ? 0 : stepProjection ? 1 : T) * B * GH)
+        let projections = Workspace<Float>(count: (combined ? 0 : stepProjection || gathered ? 1 : T) * B * GH)
+        // Gathered inputs: the table `[I, G·H]` of every symbol's projection, `W_ih[:, v] + b_ih`
+        // (exactly `x·W_ihᵀ + b_ih` for a one-hot x).
+        let inputTable: Workspace<Float>? = gathered ? Workspace(count: I * GH) : nil
+        if let inputTable {
+            weightIH.data.withUnsafeBufferPointer { w in
+                biasIH.data.withUnsafeBufferPointer { b in
+                    for v in 0..<I { for g in 0..<GH { inputTable.pointer[v * GH + g] = w[g * I + v] + b[g] } }
+                }
+            }
+        }
         let hiddenProduct = Workspace<Float>(count: B * GH)
         let split = execution.split(batch: B, hidden: H, gates: G, threads: threads)
         // A units split of a short sequence at a small batch projects its own units of all steps
         // in the loop's parallel region (from 4 rows, where packing W_ih pays; below, BLAS).
         var unitsProjection: Workspace<Float>? = nil
-        if case .units = split, !stepProjection, T * B >= 4, execution.packedProducts, StepProduct.packedKernelIsFast {
+        if case .units = split, !stepProjection, !gathered, T * B >= 4, execution.packedProducts,
+           StepProduct.packedKernelIsFast {
             unitsProjection = Workspace<Float>(count: ck_packed_size(I, GH))
         }
 
         let savedInputsInParts: Bool
-        if saveForBackward, case .rows = split { savedInputsInParts = true } else { savedInputsInParts = false }
+        if saveForBackward, !gathered, case .rows = split { savedInputsInParts = true } else { savedInputsInParts = false }
 
         let output = [Float](unsafeUninitializedCapacity: T * BH) { out, initialized in
             x.data.withUnsafeBufferPointer { px in
@@ -87,7 +112,7 @@ extension FusedSequence {
                 if saveForBackward {
                     // The inputs are saved beside the states for the weight gradient; a rows split
                     // copies each thread's rows in its own part (`ForwardRunner.copiesSavedInputs`).
-                    if !savedInputsInParts {
+                    if !savedInputsInParts && !gathered {
                         ck_copy_rows(T * B, I, px.start, I, states.hiddenStorage.pointer, states.inputStateWidth)
                     }
                 } else if combined {
@@ -95,7 +120,7 @@ extension FusedSequence {
                     let t0 = reverse ? T - 1 : 0
                     ck_copy_rows(B, I, px.start + t0 * B * I, I, states.inputs(first), states.inputStateWidth)
                 }
-                if !stepProjection && unitsProjection == nil {
+                if !stepProjection && unitsProjection == nil && !gathered {
                     // XP = X·W_ihᵀ + b_ih for all steps at once.
                     SequenceMatmul.linear(m: T * B, n: GH, k: I, a: px.start, lda: I, weight: wih.start, bias: bih.start,
                                           out: projections.pointer, packed: execution.packedProducts, threads: threads)
@@ -111,12 +136,14 @@ extension FusedSequence {
                         ? StepProduct(weight: wih.start, gates: G, hidden: H, inputs: I, batch: B, forward: true,
                                       backward: false, packed: true)
                         : nil,
-                    input: px.start, copiesSavedInputs: savedInputsInParts, weightIH: wih.start,
+                    input: px.start, copiesSavedInputs: savedInputsInParts,
+                    symbols: symbolBuffer.map { UnsafePointer($0.pointer) }, inputTable: inputTable.map { UnsafePointer($0.pointer) },
+                    weightIH: wih.start,
                     packedIH: unitsProjection?.pointer,
                     lengths: lengthBuffer?.pointer, projections: projections.pointer,
                     hiddenProduct: hiddenProduct.pointer, biasIH: bih.start, biasHH: bhh.start, output: out.start)
                 runner.run(split)
-                withExtendedLifetime(unitsProjection) {}
+                withExtendedLifetime((unitsProjection, inputTable)) {}
             } } } } }
             initialized = T * BH
         }
@@ -128,7 +155,7 @@ extension FusedSequence {
         let context = saveForBackward
             ? Context(kind: kind, steps: T, batch: B, inputSize: I, hiddenSize: H, reverse: reverse,
                       lengths: lengthBuffer, weightIH: weightIH, weightHH: weightHH, states: states,
-                      execution: execution)
+                      execution: execution, symbols: symbolBuffer)
             : nil
         return (Tensor(shape: [T, B, H], data: output), Tensor(shape: [B, H], data: hN), cN, context)
     }
@@ -152,6 +179,10 @@ struct ForwardRunner: @unchecked Sendable {
     /// Whether each part of a rows split first copies its rows of every step's input beside the
     /// saved states (`[T, B, I + H]`), so the copy (4 MB at T=128, B=32, I=256) is shared too.
     let copiesSavedInputs: Bool
+    /// Gathered inputs (`forward(…, symbols:)`): the step's symbols `[T·B]` and the table
+    /// `[I, G·H]` of their projections `W_ih[:, v] + b_ih`; nil otherwise.
+    let symbols: UnsafePointer<Int32>?
+    let inputTable: UnsafePointer<Float>?
     /// `W_ih [G·H, I]`.
     let weightIH: UnsafePointer<Float>
     /// Room for `W_ihᵀ` packed, when each thread of a units split projects its own units of all
@@ -229,7 +260,19 @@ struct ForwardRunner: @unchecked Sendable {
         let r0 = rows.lowerBound, j0 = units.lowerBound
         // The input side: nil when `product` includes it, else x_t·W_ihᵀ (+ b_ih when precomputed).
         let xp: UnsafePointer<Float>?
-        if combined {
+        if let symbols, let inputTable {
+            // Each row's projection from the table, for the block's units of every gate.
+            let G = kind.gateCount
+            for r in rows {
+                let source = inputTable + Int(symbols[t * B + r]) * GH, target = projections + r * GH
+                for g in 0..<G {
+                    (target + g * H + j0).update(from: source + g * H + j0, count: units.count)
+                }
+            }
+            xp = UnsafePointer(projections + r0 * GH + j0)
+            product.forward(rows: rows.count, units: units, a: prev.pointer + r0 * prev.stride, lda: prev.stride,
+                            out: hiddenProduct + r0 * GH)
+        } else if combined {
             // [x_t | h_{t-1}] rows: the input sits just before the state.
             product.forward(rows: rows.count, units: units, a: prev.pointer + r0 * prev.stride - inputSize,
                             lda: prev.stride, out: hiddenProduct + r0 * GH)

@@ -107,6 +107,43 @@ enum SequenceMatmul {
     }
 }
 
+extension SequenceMatmul {
+    /// `out[c, v] = Σ_{r : symbols[r] = v} dG[r, c]` for `dG [rows, columns]`, `out [columns,
+    /// symbolCount]`: the weight gradient `dGᵀ·X` for one-hot rows of X, as sums of rows instead of
+    /// a product. Each thread sums a slice of the columns over all rows in order, so the result
+    /// does not depend on the thread count.
+    static func symbolWeightGradient(rows: Int, symbols: UnsafePointer<Int32>, symbolCount: Int,
+                                     dG: UnsafePointer<Float>, columns: Int, out: UnsafeMutablePointer<Float>,
+                                     threads: Int) {
+        if rows == 0 || columns == 0 || symbolCount == 0 { return }
+        let job = SymbolSumJob(rows: rows, symbols: symbols, symbolCount: symbolCount, dG: dG, columns: columns, out: out)
+        let parts = min(parts(rows, columns, 1, threads: threads), max(1, columns / 16))
+        runParts(parts) { p in job.run(columns: WorkSplit.slice(p, of: parts, count: columns, quantum: 16)) }
+    }
+}
+
+/// One thread's columns of `SequenceMatmul.symbolWeightGradient`.
+private struct SymbolSumJob: @unchecked Sendable {
+    let rows: Int
+    let symbols: UnsafePointer<Int32>, symbolCount: Int
+    let dG: UnsafePointer<Float>, columns: Int
+    let out: UnsafeMutablePointer<Float>
+
+    func run(columns range: Range<Int>) {
+        if range.isEmpty { return }
+        let width = range.count, c0 = range.lowerBound, V = symbolCount
+        // Sums by symbol `[V, width]`, then transposed into `out`.
+        let sums = UnsafeMutablePointer<Float>.allocate(capacity: V * width)
+        defer { sums.deallocate() }
+        sums.initialize(repeating: 0, count: V * width)
+        for r in 0..<rows {
+            let target = sums + Int(symbols[r]) * width, source = dG + r * columns + c0
+            for j in 0..<width { target[j] += source[j] }
+        }
+        for j in 0..<width { for v in 0..<V { out[(c0 + j) * V + v] = sums[v * width + j] } }
+    }
+}
+
 /// One thread's rows of `out = [bias +] A·B` against a packed B.
 private struct RowJob: @unchecked Sendable {
     let a: UnsafePointer<Float>, lda: Int
