@@ -337,11 +337,12 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         }
     }
 
-    /// The rows split and the whole-sequence products slice their work by the threads' measured
-    /// speeds (`runBalancedParts`): whatever the slices, every result must be the same to the bit,
-    /// or the same seed would not give the same training run.
-    @Test func balancedSlicesLeaveResultsUnchanged() {
-        let T = 4, B = 32, I = 64, H = 64, G = 4
+    /// The rows and units splits and the whole-sequence products slice their work by the threads'
+    /// measured speeds (`runBalancedParts`, `runBalancedSteps`): whatever the slices, every result
+    /// must be the same to the bit, or the same seed would not give the same training run.
+    @Test(arguments: [WorkSplit.rows(parts: 2), .units(parts: 2)])
+    func balancedSlicesLeaveResultsUnchanged(_ split: WorkSplit) {
+        let T = 4, B = 32, I = 64, H = 128, G = 4
         var rng = RandomGenerator(seed: 22)
         let x = rng.uniformTensor([T, B, I], low: -1, high: 1)
         let wih = rng.uniformTensor([G * H, I], low: -0.3, high: 0.3), whh = rng.uniformTensor([G * H, H], low: -0.3, high: 0.3)
@@ -357,7 +358,7 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
             }
             let f = FusedSequence.forward(kind: .lstm, x: x, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh,
                                           h0: h0, c0: c0, lengths: nil, reverse: false, saveForBackward: true,
-                                          execution: .init(split: .rows(parts: 2), packedProducts: true))
+                                          execution: .init(split: split, packedProducts: true))
             let g = FusedSequence.gradients(f.context!, dOutput: dy, dhN: nil, dcN: nil, inputGradient: true)
             return [f.output, f.hN, f.cN!, g.dx!, g.dWeightIH, g.dWeightHH, g.dBiasIH, g.dBiasHH, g.dh0, g.dc0!]
         }

@@ -65,11 +65,14 @@ private struct StepTask {
 }
 
 /// Runs `body(range)` over slices covering `0..<count` (multiples of `quantum`) on `parts`
-/// threads, where results must not depend on the slicing. With two threads the slices follow the
-/// speeds the two showed in earlier runs (`ck_team_balanced_split`), so a core that a neighbour
-/// slows takes less; otherwise they are equal.
-func runBalancedParts(_ parts: Int, count: Int, quantum: Int, _ body: @Sendable (Range<Int>) -> Void) {
-    guard parts == 2 else {
+/// threads. With two threads and `balanced` the slices follow the speeds the two showed in
+/// earlier runs (`ck_team_balanced_split`), so a core that a neighbour slows takes less;
+/// otherwise they are equal. Pass `balanced` only where results cannot depend on the slicing
+/// (our packed kernels compute each row alike in any block; BLAS may not), or the same seed
+/// would no longer give the same run.
+func runBalancedParts(_ parts: Int, count: Int, quantum: Int, balanced: Bool = true,
+                      _ body: @Sendable (Range<Int>) -> Void) {
+    guard parts == 2 && balanced else {
         runParts(parts) { p in body(WorkSplit.slice(p, of: parts, count: count, quantum: quantum)) }
         return
     }
@@ -88,6 +91,35 @@ func runBalancedParts(_ parts: Int, count: Int, quantum: Int, _ body: @Sendable 
     // Only a run where each thread did its own part says how fast each one is.
     if record[0] == 0 && record[2] == 1 {
         ck_team_balance_report(first, count, record[1] - start, record[3] - start)
+    }
+}
+
+/// `runSteps` whose parts share `0..<count` (slices of multiples of `quantum`, e.g. the hidden
+/// units of a step): `body(step, part, slice)`. With two threads and `balanced` (as for
+/// `runBalancedParts`, only where results cannot depend on the slicing) the slices are fixed for the whole run and follow the speeds the threads
+/// showed before (`ck_team_balanced_split`); each part adds up the time it computes, and a run
+/// in which each thread did all of its own parts reports those times, so the next run's slices
+/// equalize the two threads' work between the meetings.
+func runBalancedSteps(_ steps: Int, parts: Int, count: Int, quantum: Int, balanced: Bool = true,
+                      _ body: @Sendable (Int, Int, Range<Int>) -> Void) {
+    guard parts == 2 && balanced else {
+        runSteps(steps, parts: parts) { i, p in body(i, p, WorkSplit.slice(p, of: parts, count: count, quantum: quantum)) }
+        return
+    }
+    let first = ck_team_balanced_split(count, quantum)
+    // Per part: nanoseconds spent in `body`, and whether another thread ever ran it.
+    let record = UnsafeMutablePointer<Int>.allocate(capacity: 4)
+    defer { record.deallocate() }
+    record.initialize(repeating: 0, count: 4)
+    let marks = PartMarks(record: record)
+    runSteps(steps, parts: 2) { i, p in
+        let start = ck_now_ns()
+        body(i, p, p == 0 ? 0..<first : first..<count)
+        marks.record[2 * p] += ck_now_ns() - start
+        if ck_team_worker() != p { marks.record[2 * p + 1] = 1 }
+    }
+    if record[1] == 0 && record[3] == 0 {
+        ck_team_balance_report(first, count, record[0], record[2])
     }
 }
 

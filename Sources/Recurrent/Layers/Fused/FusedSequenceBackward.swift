@@ -68,6 +68,7 @@ extension FusedSequence {
                     kind: ctx.kind, steps: T, batch: B, hidden: H, reverse: ctx.reverse, states: ctx.states,
                     product: StepProduct(weight: whh.start, gates: G, hidden: H, inputs: H, batch: B, forward: false, backward: T > 0,
                                              packed: ctx.execution.packedProducts),
+                    balancesSlices: ctx.execution.packedProducts && StepProduct.packedKernelIsFast,
                     lengths: ctx.lengths?.pointer, dOutput: dOut, dh: dh.pointer, dc: dc?.pointer,
                     dGates: dGates.pointer, dHiddenGates: dHiddenGates?.pointer,
                     biasSums: biasSums.pointer, hiddenBiasSums: hiddenBiasSums?.pointer)
@@ -145,6 +146,9 @@ struct BackwardRunner: @unchecked Sendable {
     let reverse: Bool
     let states: SequenceStates
     let product: StepProduct
+    /// Whether a units split may follow the threads' speeds (`product` is one of our packed
+    /// kernels; see `ForwardRunner.balancesSlices`).
+    let balancesSlices: Bool
     let lengths: UnsafeMutablePointer<Int32>?
     /// `[T, B, H]` or nil.
     let dOutput: UnsafePointer<Float>?
@@ -179,8 +183,9 @@ struct BackwardRunner: @unchecked Sendable {
         case .units(let parts):
             // Step i's product needs every unit's gate gradients, so it runs at the start of the
             // next meeting, just before the same thread's units of step i+1.
-            runSteps(T + 1, parts: parts) { i, p in
-                let units = WorkSplit.slice(p, of: parts, count: H, quantum: 32)
+            // Each unit's gradients (and bias sums) come from one thread, so the slices can follow
+            // the threads' speeds.
+            runBalancedSteps(T + 1, parts: parts, count: H, quantum: 32, balanced: balancesSlices) { i, _, units in
                 if i > 0 { propagate(time(i - 1), rows: 0..<B, units: units) }
                 if i < T { gates(time(i), rows: 0..<B, units: units, part: 0) }
             }

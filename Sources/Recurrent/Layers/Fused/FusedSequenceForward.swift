@@ -137,6 +137,7 @@ extension FusedSequence {
                                       backward: false, packed: true)
                         : nil,
                     input: px.start, copiesSavedInputs: savedInputsInParts,
+                    balancesSlices: execution.packedProducts && StepProduct.packedKernelIsFast,
                     symbols: symbolBuffer.map { UnsafePointer($0.pointer) }, inputTable: inputTable.map { UnsafePointer($0.pointer) },
                     weightIH: wih.start,
                     packedIH: unitsProjection?.pointer,
@@ -179,6 +180,10 @@ struct ForwardRunner: @unchecked Sendable {
     /// Whether each part of a rows split first copies its rows of every step's input beside the
     /// saved states (`[T, B, I + H]`), so the copy (4 MB at T=128, B=32, I=256) is shared too.
     let copiesSavedInputs: Bool
+    /// Whether the rows or units of a split may follow the threads' speeds (`runBalancedParts`):
+    /// only when every product of the loop is one of our packed kernels, which compute each row
+    /// and unit alike in any slice (BLAS may sum in another order for another block size).
+    let balancesSlices: Bool
     /// Gathered inputs (`forward(…, symbols:)`): the step's symbols `[T·B]` and the table
     /// `[I, G·H]` of their projections `W_ih[:, v] + b_ih`; nil otherwise.
     let symbols: UnsafePointer<Int32>?
@@ -209,7 +214,7 @@ struct ForwardRunner: @unchecked Sendable {
             }
         case .rows(let parts):
             // Rows do not interact, so the slices can follow the threads' speeds.
-            runBalancedParts(parts, count: B, quantum: 2) { rows in
+            runBalancedParts(parts, count: B, quantum: 2, balanced: balancesSlices) { rows in
                 if copiesSavedInputs && !rows.isEmpty {
                     let width = states.inputStateWidth
                     for t in 0..<T {
@@ -224,8 +229,9 @@ struct ForwardRunner: @unchecked Sendable {
                 }
             }
         case .units(let parts):
-            runSteps(T, parts: parts) { i, p in
-                let units = WorkSplit.slice(p, of: parts, count: H, quantum: 32)
+            // Each unit's results are the same whichever thread computes it, so the slices can
+            // follow the threads' speeds.
+            runBalancedSteps(T, parts: parts, count: H, quantum: 32, balanced: balancesSlices) { i, p, units in
                 if i == 0, let packedIH {
                     SequenceMatmul.linearUnits(m: T * B, k: inputSize, gates: kind.gateCount, hidden: H, units: units,
                                                a: input, lda: inputSize, weight: weightIH, bias: biasIH,

@@ -101,9 +101,8 @@ enum SequenceMatmul {
                                        threads: Int) {
         if m == 0 || n == 0 { return }
         let job = TransposedLeftJob(n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, out: out, ldo: ldo)
-        runBalancedParts(min(parts(m, n, k, threads: threads), max(1, m / 16)), count: m, quantum: 16) {
-            job.run(rows: $0)
-        }
+        let parts = min(parts(m, n, k, threads: threads), max(1, m / 16))
+        runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 16)) }
     }
 }
 
