@@ -71,11 +71,23 @@ public func columnSums(_ g: Tensor) -> Tensor {
     return Tensor(shape: [n], data: s)
 }
 
-/// `x · Wᵀ + b` for `x` `[B, I]`, `W` `[O, I]`, `b` `[O]` — PyTorch's `F.linear`.
+/// `x · Wᵀ + b` for `x` `[B, I]`, `W` `[O, I]`, `b` `[O]` — PyTorch's `F.linear`, as one tape
+/// node (the bias is added to the product in place, `(x · Wᵀ) + b` as `addRowVector` adds it).
 public func linear(_ x: Variable, weight: Variable, bias: Variable?) -> Variable {
-    let y = matmul(x, weight, transposeB: true)
-    if let bias { return addRowVector(y, bias) }
-    return y
+    guard let bias else { return matmul(x, weight, transposeB: true) }
+    precondition(x.value.rank == 2 && bias.value.rank == 1 && weight.value.rank == 2 && bias.shape[0] == weight.shape[0],
+                 "linear: cannot add bias \(bias.shape) to x \(x.shape) · weight \(weight.shape)ᵀ")
+    let xv = x.value, wv = weight.value
+    var out = matmul(xv, wv, transposeB: true)
+    let n = bias.shape[0]
+    bias.value.data.withUnsafeBufferPointer { b in
+        out.data.withUnsafeMutableBufferPointer { o in
+            for r in 0..<(o.count / max(n, 1)) { for j in 0..<n { o[r * n + j] += b[j] } }
+        }
+    }
+    return Variable.record(out, parents: [x, weight, bias]) { g in
+        [matmul(g, wv), matmul(g, xv, transposeA: true), columnSums(g)]
+    }
 }
 
 @inline(__always) func sigmoidScalar(_ x: Float) -> Float { 1 / (1 + expf(-x)) }

@@ -67,7 +67,7 @@ extension FusedSequence {
                 let runner = BackwardRunner(
                     kind: ctx.kind, steps: T, batch: B, hidden: H, reverse: ctx.reverse, states: ctx.states,
                     product: StepProduct(weight: whh.start, gates: G, hidden: H, inputs: H, batch: B, forward: false, backward: T > 0,
-                                             packed: ctx.execution.packedProducts),
+                                             packed: ctx.execution.packedProducts, threads: threads),
                     balancesSlices: ctx.execution.packedProducts && StepProduct.packedKernelIsFast,
                     lengths: ctx.lengths?.pointer, dOutput: dOut, dh: dh.pointer, dc: dc?.pointer,
                     dGates: dGates.pointer, dHiddenGates: dHiddenGates?.pointer,
@@ -80,13 +80,14 @@ extension FusedSequence {
         // Whole-sequence products over the T·B rows.
         let rows = T * B
         let inputsAndStates = ctx.states.hiddenStorage.pointer, width = ctx.states.inputStateWidth
-        var dWeightIH = [Float](repeating: 0, count: GH * I)
-        var dWeightHH = [Float](repeating: 0, count: GH * H)
+        var dWeightIH: [Float], dWeightHH: [Float]
         let packed = ctx.execution.packedProducts
         if let symbols = ctx.symbols {
             // One-hot inputs: dW_ih[:, v] sums the rows of dG whose symbol is v; only the states
             // were saved (width H).
             precondition(!inputGradient, "FusedSequence.backward: no input gradient for symbol inputs")
+            dWeightIH = [Float](repeating: 0, count: GH * I)
+            dWeightHH = [Float](repeating: 0, count: GH * H)
             dWeightIH.withUnsafeMutableBufferPointer {
                 SequenceMatmul.symbolWeightGradient(rows: rows, symbols: symbols.pointer, symbolCount: I,
                                                     dG: dGates.pointer, columns: GH, out: $0.start, threads: threads)
@@ -97,6 +98,8 @@ extension FusedSequence {
                                                       threads: threads)
             }
         } else if let dHiddenGates {
+            dWeightIH = [Float](repeating: 0, count: GH * I)
+            dWeightHH = [Float](repeating: 0, count: GH * H)
             dWeightIH.withUnsafeMutableBufferPointer {
                 SequenceMatmul.multiplyTransposedLeft(m: GH, n: I, k: rows, a: dGates.pointer, lda: GH,
                                                       b: inputsAndStates, ldb: width, out: $0.start, ldo: I, threads: threads)
@@ -109,8 +112,8 @@ extension FusedSequence {
             let both = Workspace<Float>(count: GH * width)
             SequenceMatmul.multiplyTransposedLeft(m: GH, n: width, k: rows, a: dGates.pointer, lda: GH,
                                                   b: inputsAndStates, ldb: width, out: both.pointer, ldo: width, threads: threads)
-            dWeightIH.withUnsafeMutableBufferPointer { ck_copy_rows(GH, I, both.pointer, width, $0.start, I) }
-            dWeightHH.withUnsafeMutableBufferPointer { ck_copy_rows(GH, H, both.pointer + I, width, $0.start, H) }
+            (dWeightIH, dWeightHH) = SequenceMatmul.splitColumns(both.pointer, rows: GH, left: I, right: H,
+                                                                 threads: threads)
         }
         var dx: Tensor? = nil
         if inputGradient {

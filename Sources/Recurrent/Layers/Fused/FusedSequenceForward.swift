@@ -128,13 +128,14 @@ extension FusedSequence {
                 let runner = ForwardRunner(
                     kind: kind, steps: T, batch: B, inputSize: I, hidden: H, reverse: reverse, states: states,
                     product: combined
-                        ? StepProduct(inputWeight: wih.start, hiddenWeight: whh.start, gates: G, hidden: H, inputs: I)
+                        ? StepProduct(inputWeight: wih.start, hiddenWeight: whh.start, gates: G, hidden: H, inputs: I,
+                                      threads: threads)
                         : StepProduct(weight: whh.start, gates: G, hidden: H, inputs: H, batch: B, forward: T > 0,
-                                      backward: false, packed: execution.packedProducts),
+                                      backward: false, packed: execution.packedProducts, threads: threads),
                     combined: combined,
                     inputProduct: stepProjection && !combined && T > 0
                         ? StepProduct(weight: wih.start, gates: G, hidden: H, inputs: I, batch: B, forward: true,
-                                      backward: false, packed: true)
+                                      backward: false, packed: true, threads: threads)
                         : nil,
                     input: px.start, copiesSavedInputs: savedInputsInParts,
                     balancesSlices: execution.packedProducts && StepProduct.packedKernelIsFast,

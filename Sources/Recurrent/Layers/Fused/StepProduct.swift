@@ -26,7 +26,7 @@ final class StepProduct: @unchecked Sendable {
     /// Prepares the forward and/or backward products for blocks of up to `batch` rows; packs `W`
     /// when `packed` (and the AVX-512 kernels are available).
     init(weight: UnsafePointer<Float>, gates: Int, hidden: Int, inputs: Int, batch: Int, forward: Bool,
-         backward: Bool, packed usePacked: Bool) {
+         backward: Bool, packed usePacked: Bool, threads: Int = 1) {
         let fast = usePacked && Self.packedKernelIsFast
         self.weight = weight
         self.gates = gates
@@ -37,14 +37,18 @@ final class StepProduct: @unchecked Sendable {
         inPlaceBackward = fast && backward && batch == 1 && K % 32 == 0
         if fast && forward && batch > 1 {
             let p = Workspace<Float>(count: ck_packed_size(K, GH))
-            ck_pack(K, GH, weight, K, 1, p.pointer)
+            Self.pack(columns: GH, threads: threads) { c0, n in
+                ck_pack(K, n, weight + c0 * K, K, 1, p.pointer + c0 * K)
+            }
             packedTransposed = p
         } else {
             packedTransposed = nil
         }
         if fast && backward && !inPlaceBackward {
             let p = Workspace<Float>(count: ck_packed_size(GH, K))
-            ck_pack(GH, K, weight, K, 0, p.pointer)
+            Self.pack(columns: K, threads: threads) { c0, n in
+                ck_pack_strided(GH, n, weight + c0, K, 0, p.pointer + c0 * GH, 32 * GH)
+            }
             packed = p
         } else {
             packed = nil
@@ -56,7 +60,7 @@ final class StepProduct: @unchecked Sendable {
     /// upper and lower rows of the same panels. For the AVX-512 kernels only; `weight` is
     /// `W_hh`, which this product does not read in place.
     init(inputWeight: UnsafePointer<Float>, hiddenWeight: UnsafePointer<Float>, gates: Int, hidden H: Int,
-         inputs I: Int) {
+         inputs I: Int, threads: Int = 1) {
         precondition(Self.packedKernelIsFast, "StepProduct: combined products need the packed kernels")
         let GH = gates * H, K = I + H
         weight = hiddenWeight
@@ -66,10 +70,28 @@ final class StepProduct: @unchecked Sendable {
         rowProducts = false
         inPlaceBackward = false
         let p = Workspace<Float>(count: ck_packed_size(K, GH))
-        ck_pack_strided(I, GH, inputWeight, I, 1, p.pointer, 32 * K)
-        ck_pack_strided(H, GH, hiddenWeight, H, 1, p.pointer + 32 * I, 32 * K)
+        Self.pack(columns: GH, threads: threads) { c0, n in
+            ck_pack_strided(I, n, inputWeight + c0 * I, I, 1, p.pointer + c0 * K, 32 * K)
+            ck_pack_strided(H, n, hiddenWeight + c0 * H, H, 1, p.pointer + c0 * K + 32 * I, 32 * K)
+        }
         packedTransposed = p
         packed = nil
+    }
+
+    /// Runs `body(firstColumn, columnCount)` over slices of whole 32-column panels of `0..<columns`,
+    /// shared between the team's threads from 4 panels per thread (packing a 2 MB weight
+    /// matrix took ~0.4 ms on one thread, outside the loop's parallel work).
+    private static func pack(columns: Int, threads: Int, _ body: (Int, Int) -> Void) {
+        let panels = (columns + 31) / 32
+        let parts = max(1, min(threads, panels / 4))
+        withoutActuallyEscaping(body) { body in
+            let job = PackJob(body: body)
+            runParts(parts) { part in
+                let slice = WorkSplit.slice(part, of: parts, count: panels)
+                let c0 = slice.lowerBound * 32, c1 = min(slice.upperBound * 32, columns)
+                if c1 > c0 { job.body(c0, c1 - c0) }
+            }
+        }
     }
 
     /// `out[r, g·H + j] = Σ_k a[r, k] · W[g·H + j, k]` for rows `0..<rows` (pointers at the
@@ -140,4 +162,9 @@ final class StepProduct: @unchecked Sendable {
                       b: weight + units.lowerBound, ldb: K, beta: 1, c: dh + units.lowerBound, ldc: K)
         }
     }
+}
+
+/// The packing work `StepProduct.pack` hands to the team (each part packs its own panels).
+private struct PackJob: @unchecked Sendable {
+    let body: (Int, Int) -> Void
 }
