@@ -96,10 +96,11 @@ func runBalancedParts(_ parts: Int, count: Int, quantum: Int, balanced: Bool = t
 
 /// `runSteps` whose parts share `0..<count` (slices of multiples of `quantum`, e.g. the hidden
 /// units of a step): `body(step, part, slice)`. With two threads and `balanced` (as for
-/// `runBalancedParts`, only where results cannot depend on the slicing) the slices are fixed for the whole run and follow the speeds the threads
-/// showed before (`ck_team_balanced_split`); each part adds up the time it computes, and a run
-/// in which each thread did all of its own parts reports those times, so the next run's slices
-/// equalize the two threads' work between the meetings.
+/// `runBalancedParts`, only where results cannot depend on the slicing) the slices are fixed for
+/// the whole run and follow the speeds the threads showed before (`ck_team_balanced_split`);
+/// each part adds up the time it computes, and a run in which each thread did all of its own
+/// parts reports those times, so the next run's slices equalize the two threads' work between
+/// the meetings.
 func runBalancedSteps(_ steps: Int, parts: Int, count: Int, quantum: Int, balanced: Bool = true,
                       _ body: @Sendable (Int, Int, Range<Int>) -> Void) {
     guard parts == 2 && balanced else {
@@ -123,7 +124,8 @@ func runBalancedSteps(_ steps: Int, parts: Int, count: Int, quantum: Int, balanc
     }
 }
 
-/// Where `runBalancedParts`'s parts note their thread and end time (each part its own two slots).
+/// Where the parts of `runBalancedParts` and `runBalancedSteps` note what they measured (each part
+/// its own two slots).
 private struct PartMarks: @unchecked Sendable {
     let record: UnsafeMutablePointer<Int>
 }

@@ -1,5 +1,3 @@
-import CKernels
-
 /// How the time loop of a fused sequence is shared between threads.
 ///
 /// - `rows`: each thread runs the whole time loop for its own batch rows. Rows never interact, so
