@@ -23,10 +23,10 @@
 // that is vectorized and interleaved 4 times: each operation is issued for four vectors side by
 // side, so the long dependency chains of the activations (each unit's gate sums, exps,
 // divisions and polynomials, then c_t, tanh(c_t) and h_t, one after the other) overlap instead of
-// filling the scheduler with instructions that wait. Measured per unit, 16 rows × 256 units, one thread: LSTM forward 3.0-3.7 → 2.3 ns, GRU
-// forward 1.9 → 1.4, LSTM backward 1.0 → 0.9; RNN unchanged. The rest goes through the plain
-// vectorized loop: interleaved, a 32-unit block would fall to the scalar remainder (LSTM
-// forward 5.5 ns per unit against 3.1).
+// filling the scheduler with instructions that wait. Measured per unit, 16 rows × 256 units, one
+// thread: LSTM forward 3.0-3.7 → 2.3 ns, GRU forward 1.9 → 1.4, LSTM backward 1.0 → 0.9; RNN
+// unchanged. The rest goes through the plain vectorized loop: interleaved, a 32-unit block would
+// fall to the scalar remainder (LSTM forward 5.5 ns per unit against 3.1).
 #define CK_FOR_UNITS(j, U, ...)                                                                       \
     do {                                                                                              \
         const long ck_wide_end_ = (U) - (U) % 64;                                                     \

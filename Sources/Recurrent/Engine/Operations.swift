@@ -49,14 +49,19 @@ public func matmul(_ a: Variable, _ b: Variable, transposeB: Bool = false) -> Va
 public func addRowVector(_ x: Variable, _ bias: Variable) -> Variable {
     precondition(x.value.rank == 2 && bias.value.rank == 1 && x.shape[1] == bias.shape[0],
                  "addRowVector: cannot add bias \(bias.shape) to rows of \(x.shape)")
-    let n = bias.shape[0]
     var out = x.value
-    bias.value.data.withUnsafeBufferPointer { b in
+    addToEveryRow(&out, bias.value)
+    return Variable.record(out, parents: [x, bias]) { g in [g, columnSums(g)] }
+}
+
+/// `out[r, j] += bias[j]` for every row of `out` `[B, N]`.
+func addToEveryRow(_ out: inout Tensor, _ bias: Tensor) {
+    let n = bias.count
+    bias.data.withUnsafeBufferPointer { b in
         out.data.withUnsafeMutableBufferPointer { o in
             for r in 0..<(o.count / max(n, 1)) { for j in 0..<n { o[r * n + j] += b[j] } }
         }
     }
-    return Variable.record(out, parents: [x, bias]) { g in [g, columnSums(g)] }
 }
 
 /// Sum over rows: `[B, N] → [N]`.
@@ -79,12 +84,7 @@ public func linear(_ x: Variable, weight: Variable, bias: Variable?) -> Variable
                  "linear: cannot add bias \(bias.shape) to x \(x.shape) · weight \(weight.shape)ᵀ")
     let xv = x.value, wv = weight.value
     var out = matmul(xv, wv, transposeB: true)
-    let n = bias.shape[0]
-    bias.value.data.withUnsafeBufferPointer { b in
-        out.data.withUnsafeMutableBufferPointer { o in
-            for r in 0..<(o.count / max(n, 1)) { for j in 0..<n { o[r * n + j] += b[j] } }
-        }
-    }
+    addToEveryRow(&out, bias.value)
     return Variable.record(out, parents: [x, weight, bias]) { g in
         [matmul(g, wv), matmul(g, xv, transposeA: true), columnSums(g)]
     }

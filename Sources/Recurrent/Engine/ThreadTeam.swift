@@ -1,8 +1,8 @@
 import CKernels
 
 // The library's own threads (`ck_team_run` in thread_team.c): work split into parts, part 0 on
-// the calling thread, the others on helpers that spin between tasks, so a hand-off costs about a
-// microsecond.
+// the calling thread, the others on helpers that spin for a while between tasks, so a hand-off
+// rarely waits for a thread to wake.
 
 /// Runs `body(threads)` where `threads` is the thread count set for BLAS (`BLAS.threads`, the
 /// library's thread setting), while BLAS itself runs single-threaded: the fused kernels and the

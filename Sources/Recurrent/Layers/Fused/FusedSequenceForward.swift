@@ -265,27 +265,25 @@ struct ForwardRunner: @unchecked Sendable {
         let ps = FusedSequence.previousSlot(t, reverse: reverse), ns = FusedSequence.nextSlot(t, reverse: reverse)
         let prev = states.hidden(ps), next = states.hidden(ns)
         let r0 = rows.lowerBound, j0 = units.lowerBound
-        // The input side: nil when `product` includes it, else x_t·W_ihᵀ (+ b_ih when precomputed).
+        // The input side: nil when `product` includes it, else x_t·W_ihᵀ (+ b_ih when precomputed
+        // or gathered).
         let xp: UnsafePointer<Float>?
-        if let symbols, let inputTable {
-            // Each row's projection from the table, for the block's units of every gate.
-            let G = kind.gateCount
-            for r in rows {
-                let source = inputTable + Int(symbols[t * B + r]) * GH, target = projections + r * GH
-                for g in 0..<G {
-                    (target + g * H + j0).update(from: source + g * H + j0, count: units.count)
-                }
-            }
-            xp = UnsafePointer(projections + r0 * GH + j0)
-            product.forward(rows: rows.count, units: units, a: prev.pointer + r0 * prev.stride, lda: prev.stride,
-                            out: hiddenProduct + r0 * GH)
-        } else if combined {
+        if combined {
             // [x_t | h_{t-1}] rows: the input sits just before the state.
             product.forward(rows: rows.count, units: units, a: prev.pointer + r0 * prev.stride - inputSize,
                             lda: prev.stride, out: hiddenProduct + r0 * GH)
             xp = nil
         } else {
-            if let inputProduct {
+            if let symbols, let inputTable {
+                // Each row's projection from the table, for the block's units of every gate.
+                for r in rows {
+                    let source = inputTable + Int(symbols[t * B + r]) * GH, target = projections + r * GH
+                    for g in 0..<kind.gateCount {
+                        (target + g * H + j0).update(from: source + g * H + j0, count: units.count)
+                    }
+                }
+                xp = UnsafePointer(projections + r0 * GH + j0)
+            } else if let inputProduct {
                 inputProduct.forward(rows: rows.count, units: units, a: input + (t * B + r0) * inputSize,
                                      lda: inputSize, out: projections + r0 * GH)
                 xp = UnsafePointer(projections + r0 * GH + j0)

@@ -119,9 +119,7 @@ extension SequenceMatmul {
         let parts = min(parts(rows, columns, 1, threads: threads), max(1, columns / 16))
         runParts(parts) { p in job.run(columns: WorkSplit.slice(p, of: parts, count: columns, quantum: 16)) }
     }
-}
 
-extension SequenceMatmul {
     /// The first `left` and the last `right` columns of `source [rows, left + right]` as two new
     /// row-major arrays (`[dW_ih | dW_hh]` into the two parameters' gradients), the rows shared
     /// between the threads from 256K floats.
