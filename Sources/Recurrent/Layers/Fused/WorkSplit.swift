@@ -2,7 +2,8 @@
 ///
 /// - `rows`: each thread runs the whole time loop for its own batch rows. Rows never interact, so
 ///   there is no synchronisation inside the loop (one `runParts` per sequence). Each
-///   thread streams all of `W_hh`, so this suits weights that fit in a core's cache.
+///   thread streams all of `W_hh`, so this suits weights that fit in a core's cache, or
+///   enough rows per thread that streaming them from L3 costs less than meeting every step.
 /// - `units`: each step is shared by hidden units (each thread owns units `j0..<j1` of every
 ///   gate, so it can apply the gates right after its part of the product); the threads meet once
 ///   per step. Each thread streams only its part of `W_hh`: suits large H and batch size 1.
@@ -15,6 +16,16 @@ enum WorkSplit: Equatable {
     /// Bytes of packed recurrent weights one core can keep cached while it runs the whole loop.
     static let cachedWeightBytes = 1_572_864
 
+    /// Rows per thread from which a rows split pays even for weights that do not stay cached.
+    /// Each thread then streams all of a step's weights from L3 at every step, doing
+    /// 2·rows multiply-add flops per 4-byte weight: 16 flops per byte at 32 rows, ~10 GB/s per
+    /// core at the product's speed, well under the 23–27 GB/s a core reads from L3 here. Paired
+    /// against the units split at C2 (64 rows, H = 512, 2 threads), step ratios units/rows:
+    /// LSTM training 1.08 fastest / 1.12 median, inference 1.04 / 1.06; GRU 1.09 / 1.01 and
+    /// 1.11 / 1.12; RNN 1.12 / 1.14 and 1.14 / 1.19. At 8 rows per thread (C4, H = 1024) the
+    /// stream bounds the step: LSTM inference 0.73.
+    static let streamedRowsPerThread = 32
+
     /// Chooses a split for `batch` rows, `hidden` units and `gates` gates, given `threads`.
     static func choose(batch: Int, hidden: Int, gates: Int, threads: Int) -> WorkSplit {
         let parts = threads
@@ -25,7 +36,10 @@ enum WorkSplit: Equatable {
         let unitsWorthIt = hidden % (32 * parts) == 0 && work >= 150_000
         guard parts > 1, rowsWorthIt || unitsWorthIt else { return .none }
         let weightBytes = gates * hidden * hidden * MemoryLayout<Float>.stride
-        if rowsWorthIt && (weightBytes <= cachedWeightBytes || !unitsWorthIt) { return .rows(parts: parts) }
+        let rowsStreamWell = batch >= streamedRowsPerThread * parts
+        if rowsWorthIt && (weightBytes <= cachedWeightBytes || rowsStreamWell || !unitsWorthIt) {
+            return .rows(parts: parts)
+        }
         return .units(parts: parts)
     }
 
