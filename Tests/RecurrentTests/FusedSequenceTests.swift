@@ -369,6 +369,21 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// The split follows what each thread would stream per step: rows when the recurrent weights
+    /// stay in a core's cache or each thread has 32 rows or more (C1, C2, the char-LM), units when
+    /// few rows would each stream large weights (C4: 8 rows per thread, 16 MB of `W_hh`) or at
+    /// batch size 1 (C3), one thread when the step is too small to share.
+    @Test func splitFollowsStreamedBytes() {
+        #expect(WorkSplit.choose(batch: 32, hidden: 256, gates: 4, threads: 2) == .rows(parts: 2))    // C1
+        #expect(WorkSplit.choose(batch: 64, hidden: 512, gates: 4, threads: 2) == .rows(parts: 2))    // C2
+        #expect(WorkSplit.choose(batch: 64, hidden: 512, gates: 3, threads: 2) == .rows(parts: 2))    // C2 GRU
+        #expect(WorkSplit.choose(batch: 16, hidden: 1024, gates: 4, threads: 2) == .units(parts: 2))  // C4
+        #expect(WorkSplit.choose(batch: 32, hidden: 1024, gates: 4, threads: 2) == .units(parts: 2))  // 16 rows each
+        #expect(WorkSplit.choose(batch: 1, hidden: 256, gates: 4, threads: 2) == .units(parts: 2))    // C3
+        #expect(WorkSplit.choose(batch: 64, hidden: 512, gates: 4, threads: 4) == .units(parts: 4))   // 16 rows each
+        #expect(WorkSplit.choose(batch: 4, hidden: 16, gates: 4, threads: 2) == .none)
+    }
+
     /// A stepped task runs every part of every step exactly once, and no part of a step before all
     /// parts of the step before it have finished (parts claimed by whichever thread is free when
     /// a helper is late, one part, and the inline path for more parts than the kernel takes).
