@@ -229,3 +229,68 @@ void ck_team_balance_report(long first, long count, long callerNs, long helperNs
     if (next > 0.7) next = 0.7;
     atomic_store_explicit(&ck_caller_share, (long)(next * CK_SHARE_ONE), memory_order_relaxed);
 }
+
+// ---- pieces that the owners of parallel tasks may run for each other ----
+
+#define CK_POOL_MAX_OWNERS 4
+#define CK_POOL_MAX_PIECES 16
+
+struct ck_pool {
+    long owners;
+    atomic_long pieces;                                  // pieces added so far
+    atomic_long finished;                                // pieces finished
+    atomic_long started[CK_POOL_MAX_OWNERS];             // 1 once the owner's task has begun
+    atomic_long ready[CK_POOL_MAX_OWNERS];               // 1 once the owner's fields below are set
+    long count[CK_POOL_MAX_OWNERS];
+    ck_team_task task[CK_POOL_MAX_OWNERS];
+    void *context[CK_POOL_MAX_OWNERS];
+    atomic_long claimed[CK_POOL_MAX_OWNERS][CK_POOL_MAX_PIECES];
+};
+
+ck_pool *ck_pool_create(long owners) {
+    if (owners < 1 || owners > CK_POOL_MAX_OWNERS) return NULL;
+    ck_pool *pool = calloc(1, sizeof *pool);
+    if (pool) pool->owners = owners;
+    return pool;
+}
+
+void ck_pool_destroy(ck_pool *pool) { free(pool); }
+
+long ck_pool_max_pieces(void) { return CK_POOL_MAX_PIECES; }
+
+void ck_pool_start(ck_pool *pool, long owner) { atomic_store(&pool->started[owner], 1); }
+
+void ck_pool_run(ck_pool *pool, long owner, long count, ck_team_task task, void *context) {
+    atomic_store(&pool->started[owner], 1);
+    if (count < 0) count = 0;
+    if (count > CK_POOL_MAX_PIECES) count = CK_POOL_MAX_PIECES;
+    pool->count[owner] = count;
+    pool->task[owner] = task;
+    pool->context[owner] = context;
+    atomic_fetch_add(&pool->pieces, count);
+    atomic_store(&pool->ready[owner], 1);                // publishes count, task and context
+    for (long idle = 0;;) {
+        int ran = 0;
+        // Own pieces first (their data is in this core's cache), then the other owners' in turn.
+        for (long k = 0; k < pool->owners; k++) {
+            long o = (owner + k) % pool->owners;
+            if (!atomic_load(&pool->ready[o])) continue;
+            for (long i = 0; i < pool->count[o]; i++) {
+                if (atomic_load(&pool->claimed[o][i]) || atomic_exchange(&pool->claimed[o][i], 1)) continue;
+                pool->task[o](pool->context[o], i);
+                atomic_fetch_add(&pool->finished, 1);
+                ran = 1;
+            }
+        }
+        if (ran) continue;
+        // Nothing left to claim: wait for the owners that have begun but not yet added their
+        // pieces (they run on other threads), not for those that have not begun (when the team
+        // runs the owners' tasks one after the other on one thread, a later one has not), and
+        // for every added piece to finish.
+        int waiting = 0;
+        for (long o = 0; o < pool->owners; o++)
+            if (atomic_load(&pool->started[o]) && !atomic_load(&pool->ready[o])) waiting = 1;
+        if (!waiting && atomic_load(&pool->finished) == atomic_load(&pool->pieces)) break;
+        if (++idle < CK_SPIN_ROUNDS) ck_pause(); else sched_yield();
+    }
+}

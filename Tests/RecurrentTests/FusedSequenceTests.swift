@@ -188,10 +188,11 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
 
     /// Both directions run together (one thread each) give the results and gradients of two
     /// separate `apply` calls, with lengths, initial states and every input requiring a gradient;
-    /// a finite-difference check covers the combined node's backward (the summed `dx`).
-    @Test(arguments: CellKind.allCases)
-    func bothDirectionsMatchSeparateDirections(_ kind: CellKind) {
-        let T = 5, B = 9, I = 6, H = 64, G = kind.gateCount
+    /// a finite-difference check covers the combined node's backward (the summed `dx`). At T = 40
+    /// (360 rows) the weight gradients come in 4 chunks of rows that either thread may run.
+    @Test(arguments: CellKind.allCases, [5, 40])
+    func bothDirectionsMatchSeparateDirections(_ kind: CellKind, steps T: Int) {
+        let B = 9, I = 6, H = 64, G = kind.gateCount
         var rng = RandomGenerator(seed: 31)
         func parameter(_ shape: [Int], _ scale: Float = 0.3) -> Variable {
             Variable(rng.uniformTensor(shape, low: -scale, high: scale), requiresGrad: true)
@@ -203,7 +204,7 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         }
         let h0 = (0..<2).map { _ in parameter([B, H], 1) }
         let c0: [Variable]? = kind == .lstm ? (0..<2).map { _ in parameter([B, H], 1) } : nil
-        let lengths = [5, 1, 0, 3, 5, 2, 4, 5, 1]
+        let lengths = T == 5 ? [5, 1, 0, 3, 5, 2, 4, 5, 1] : [40, 1, 0, 23, 40, 2, 39, 40, 7]
         let all = [x] + weights.flatMap { [$0.weightIH, $0.weightHH, $0.biasIH, $0.biasHH] } + h0 + (c0 ?? [])
         func loss(_ results: [(output: Variable, hN: Variable, cN: Variable?)]) -> Variable {
             var total: Variable? = nil
@@ -234,7 +235,7 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
                     "\(kind): result \(k) differs by \(a.maxAbsDifference(b))")
         }
         // ReLU's kink at 0 defeats central differences with this many units near it.
-        if kind != .rnnReLU {
+        if kind != .rnnReLU && T == 5 {
             let r = gradientCheck([x]) {
                 loss(FusedSequence.applyBothDirections(kind: kind, x: x, parameters: weights, h0: h0, c0: c0, lengths: lengths))
             }
@@ -401,6 +402,30 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
             }
             #expect((0..<steps * parts).allSatisfy { runs[$0] == 1 }, "\(steps) steps × \(parts) parts: a part ran twice or never")
             #expect((0..<steps * parts).allSatisfy { ordered[$0] }, "\(steps) steps × \(parts) parts: a part started early")
+        }
+    }
+
+    /// Every piece of a `PiecePool` runs exactly once, whether the owners run on two threads at
+    /// once (one of them slowed, so the other takes its pieces) or one after the other on one
+    /// thread (the team running both parts itself), where nobody may wait for a later owner.
+    @Test func piecePoolRunsEveryPieceOnce() {
+        for together in [true, false] {
+            let pool = PiecePool(owners: 2)
+            let runs = UnsafeMutablePointer<Int>.allocate(capacity: 2 * 9)
+            runs.initialize(repeating: 0, count: 2 * 9)
+            defer { runs.deallocate() }
+            let counter = UncheckedPointer(runs)
+            let owner: @Sendable (Int) -> Void = { o in
+                pool.start(owner: o)
+                if o == 1 { usleep(20_000) }   // the second owner's own work takes longer
+                let pieces: [() -> Void] = (0..<(o == 0 ? 3 : 9)).map { i in
+                    { usleep(2_000); counter.pointer[o * 9 + i] += 1 }
+                }
+                pool.run(owner: o, pieces)
+            }
+            if together { runParts(2) { owner($0) } } else { owner(0); owner(1) }
+            let expected = (0..<18).map { $0 < 3 || $0 >= 9 ? 1 : 0 }
+            #expect((0..<18).map { runs[$0] } == expected, "together \(together): \((0..<18).map { runs[$0] })")
         }
     }
 

@@ -189,6 +189,22 @@ void ck_team_steps(long steps, long parts, ck_step_task task, void *context);
 /// The calling thread's index in the team: 0 for a caller, 1… for the helpers (the part of
 /// ck_team_steps each takes first).
 long ck_team_worker(void);
+/// Pieces of work that the owners of tasks running side by side (one per thread) may run for
+/// each other, so a thread that is done with its own work takes some of a slower one's.
+typedef struct ck_pool ck_pool;
+/// A pool for `owners` (at most 4) owners, or NULL.
+ck_pool *ck_pool_create(long owners);
+void ck_pool_destroy(ck_pool *pool);
+/// Most pieces one owner may add (16).
+long ck_pool_max_pieces(void);
+/// Marks owner `owner`'s task as begun: from then on the other owners' ck_pool_run waits for its
+/// pieces. Call it when the task starts, before its own work.
+void ck_pool_start(ck_pool *pool, long owner);
+/// Owner `owner` adds its `count` pieces (task(context, i) runs piece i), then runs the pieces
+/// nobody has claimed, its own first and then the other owners', until every owner that has begun
+/// has added its pieces and all added pieces have finished. Each piece runs exactly once, on
+/// whichever owner's thread claims it. Every owner that calls ck_pool_start must call this once.
+void ck_pool_run(ck_pool *pool, long owner, long count, ck_team_task task, void *context);
 /// A monotonic clock in nanoseconds.
 long ck_now_ns(void);
 /// For work shared by a caller and one helper: how many of `count` items (a multiple of

@@ -4,7 +4,9 @@
 /// are merged, so with two threads each direction runs on its own thread over all B rows, forward
 /// and backward: no meeting per step or per sequence between them, each core keeps its own
 /// direction's `W_hh` (and `W_ih`) in cache, and each thread's products see all B rows instead of
-/// half. The results are those of two `FusedSequence.apply` calls up to float rounding (the same
+/// half. After the backward time loops, the weight gradients (in fixed chunks of the rows) and
+/// input gradients of both directions are pieces of a `PiecePool`, so when one core runs slower
+/// the other takes over part of its direction's products. The results are those of two `FusedSequence.apply` calls up to float rounding (the same
 /// kernels; a thread split sums the bias gradients in another order); `dx` is the sum of the two
 /// directions' input gradients.
 extension FusedSequence {
@@ -45,10 +47,13 @@ extension FusedSequence {
         let inputGradient = x.requiresGrad
         let hasC0 = c0 != nil
         let outputs = Variable.recordMultiple(values, parents: parents) { g in
+            // Each direction's weight (and input) gradients after its time loop are pieces either
+            // thread may run, so the thread that finishes its loop first takes some of the other's.
+            let pool = PiecePool(owners: 2)
             let grads = inParallel(2) { d in
                 let base = d * perDirection
                 return gradients(contexts[d], dOutput: g[base], dhN: g[base + 1], dcN: hasCell ? g[base + 2] : nil,
-                                 inputGradient: inputGradient, threads: 1)
+                                 inputGradient: inputGradient, threads: 1, sharing: (pool, d))
             }
             var perParent: [Tensor?] = [inputGradient ? grads[0].dx! + grads[1].dx! : nil]
             for d in 0..<2 { perParent += [grads[d].dWeightIH, grads[d].dWeightHH, grads[d].dBiasIH, grads[d].dBiasHH] }

@@ -32,14 +32,18 @@ extension FusedSequence {
         }
     }
 
+    /// With `sharing`, the whole-sequence products after the time loop (the weight gradients, in
+    /// fixed chunks of the T·B rows summed in order, and `dx`) go to the pool as `owner`'s pieces,
+    /// which the other owners' threads may run (each owner single-threaded, `threads` 1).
     static func gradients(_ ctx: Context, dOutput: Tensor?, dhN: Tensor?, dcN: Tensor?, inputGradient: Bool,
-                          threads: Int) -> Gradients {
+                          threads: Int, sharing: (pool: PiecePool, owner: Int)? = nil) -> Gradients {
         let T = ctx.steps, B = ctx.batch, I = ctx.inputSize, H = ctx.hiddenSize
         let G = ctx.kind.gateCount, GH = G * H, BH = B * H
         if let dOutput { precondition(dOutput.shape == [T, B, H], "FusedSequence.backward: dOutput must be [\(T), \(B), \(H)], got \(dOutput.shape)") }
         if let dhN { precondition(dhN.shape == [B, H], "FusedSequence.backward: dhN must be [\(B), \(H)], got \(dhN.shape)") }
         if let dcN { precondition(ctx.kind == .lstm && dcN.shape == [B, H], "FusedSequence.backward: dcN must be [\(B), \(H)] (LSTM), got \(dcN.shape)") }
 
+        if let sharing { sharing.pool.start(owner: sharing.owner) }
         let split = ctx.execution.split(batch: B, hidden: H, gates: G, threads: threads)
         let accumulators: Int
         if case .rows(let parts) = split { accumulators = parts } else { accumulators = 1 }
@@ -97,6 +101,12 @@ extension FusedSequence {
                                                       b: inputsAndStates, ldb: width, out: $0.start, ldo: H,
                                                       threads: threads)
             }
+            if let sharing { sharing.pool.run(owner: sharing.owner, []) }   // none of its own; helps the other owner
+        } else if let sharing {
+            return sharedProducts(ctx, sharing: sharing, dGates: dGates, dHiddenGates: dHiddenGates,
+                                  inputGradient: inputGradient, dh: dh, dc: dc,
+                                  dBiasIH: summed(biasSums, GH: GH, accumulators: accumulators),
+                                  dBiasHH: hiddenBiasSums.map { summed($0, GH: GH, accumulators: accumulators) })
         } else if let dHiddenGates {
             dWeightIH = [Float](repeating: 0, count: GH * I)
             dWeightHH = [Float](repeating: 0, count: GH * H)
@@ -126,19 +136,113 @@ extension FusedSequence {
             }
             dx = Tensor(shape: [T, B, I], data: data)
         }
-        func summed(_ sums: Workspace<Float>) -> Tensor {
-            var total = sums.array(from: 0, count: GH)
-            for p in 1..<max(accumulators, 1) { for j in 0..<GH { total[j] += sums.pointer[p * GH + j] } }
-            return Tensor(shape: [GH], data: total)
-        }
-        let dBiasIH = summed(biasSums)
+        let dBiasIH = summed(biasSums, GH: GH, accumulators: accumulators)
         return Gradients(dx: dx,
                          dWeightIH: Tensor(shape: [GH, I], data: dWeightIH),
                          dWeightHH: Tensor(shape: [GH, H], data: dWeightHH),
                          dBiasIH: dBiasIH,
-                         dBiasHH: hiddenBiasSums.map(summed) ?? dBiasIH,
+                         dBiasHH: hiddenBiasSums.map { summed($0, GH: GH, accumulators: accumulators) } ?? dBiasIH,
                          dh0: Tensor(shape: [B, H], data: dh.array()),
                          dc0: dc.map { Tensor(shape: [B, H], data: $0.array()) })
+    }
+}
+
+extension FusedSequence {
+    /// The bias gradient from the `[accumulators, G·H]` partial sums of the time loop.
+    static func summed(_ sums: Workspace<Float>, GH: Int, accumulators: Int) -> Tensor {
+        var total = sums.array(from: 0, count: GH)
+        for p in 1..<max(accumulators, 1) { for j in 0..<GH { total[j] += sums.pointer[p * GH + j] } }
+        return Tensor(shape: [GH], data: total)
+    }
+
+    /// The whole-sequence products of `gradients` as pieces of `sharing.pool` (see there): each
+    /// weight gradient `dGᵀ·X` in up to 4 chunks of the T·B rows, each into its own `[G·H, n]`
+    /// partial (single-threaded BLAS, so a chunk gives the same result on any thread), the
+    /// partials then summed in chunk order; `dx` as one piece.
+    private static func sharedProducts(_ ctx: Context, sharing: (pool: PiecePool, owner: Int), dGates: Workspace<Float>,
+                                       dHiddenGates: Workspace<Float>?, inputGradient: Bool, dh: Workspace<Float>,
+                                       dc: Workspace<Float>?, dBiasIH: Tensor, dBiasHH: Tensor?) -> Gradients {
+        let T = ctx.steps, B = ctx.batch, I = ctx.inputSize, H = ctx.hiddenSize
+        let GH = ctx.kind.gateCount * H, rows = T * B
+        let inputsAndStates = ctx.states.hiddenStorage.pointer, width = ctx.states.inputStateWidth
+        // The products: [dW_ih | dW_hh] at once, or (GRU) each with its own gate gradients.
+        var products: [ChunkedWeightGradient] = []
+        if let dHiddenGates {
+            products.append(ChunkedWeightGradient(m: GH, n: I, rows: rows, a: dGates.pointer, b: inputsAndStates, ldb: width))
+            products.append(ChunkedWeightGradient(m: GH, n: H, rows: rows, a: dHiddenGates.pointer, b: inputsAndStates + I,
+                                                  ldb: width))
+        } else {
+            products.append(ChunkedWeightGradient(m: GH, n: width, rows: rows, a: dGates.pointer, b: inputsAndStates, ldb: width))
+        }
+        var pieces: [() -> Void] = products.flatMap { product in (0..<product.chunks).map { c in { product.run(chunk: c) } } }
+        let dx: Workspace<Float>? = inputGradient ? Workspace(count: rows * I) : nil
+        if let dx {
+            let packed = ctx.execution.packedProducts
+            pieces.append {
+                ctx.weightIH.data.withUnsafeBufferPointer { wih in
+                    SequenceMatmul.multiply(m: rows, n: I, k: GH, a: dGates.pointer, lda: GH, weight: wih.start,
+                                            out: dx.pointer, packed: packed, threads: 1)
+                }
+            }
+        }
+        sharing.pool.run(owner: sharing.owner, pieces)
+        let dWeightIH: [Float], dWeightHH: [Float]
+        if products.count == 2 {
+            dWeightIH = products[0].sum()
+            dWeightHH = products[1].sum()
+        } else {
+            let both = products[0].sum()
+            (dWeightIH, dWeightHH) = both.withUnsafeBufferPointer {
+                SequenceMatmul.splitColumns($0.start, rows: GH, left: I, right: H, threads: 1)
+            }
+        }
+        return Gradients(dx: dx.map { Tensor(shape: [T, B, I], data: $0.array()) },
+                         dWeightIH: Tensor(shape: [GH, I], data: dWeightIH),
+                         dWeightHH: Tensor(shape: [GH, H], data: dWeightHH),
+                         dBiasIH: dBiasIH,
+                         dBiasHH: dBiasHH ?? dBiasIH,
+                         dh0: Tensor(shape: [B, H], data: dh.array()),
+                         dc0: dc.map { Tensor(shape: [B, H], data: $0.array()) })
+    }
+}
+
+/// A weight gradient `out [m, n] = Aᵀ·B` over `rows` rows (`A [rows, m]` with row stride m,
+/// `B [rows, n]` with row stride ldb) in fixed chunks of the rows: chunk c goes into its own
+/// partial, and `sum` adds the partials in chunk order, so the result does not depend on which
+/// thread ran which chunk. Up to 4 chunks of at least 64 rows, as long as the partials together
+/// take no more memory than `A`.
+private final class ChunkedWeightGradient: @unchecked Sendable {
+    let m: Int, n: Int, rows: Int
+    let a: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int
+    let chunks: Int
+    let partials: Workspace<Float>
+
+    init(m: Int, n: Int, rows: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int) {
+        self.m = m; self.n = n; self.rows = rows; self.a = a; self.b = b; self.ldb = ldb
+        chunks = [4, 2].first { $0 * n <= rows && rows / $0 >= 64 } ?? 1
+        partials = Workspace(count: chunks * m * n)
+    }
+
+    func run(chunk c: Int) {
+        let slice = WorkSplit.slice(c, of: chunks, count: rows)
+        let out = partials.pointer + c * m * n
+        guard !slice.isEmpty, m > 0, n > 0 else { out.update(repeating: 0, count: m * n); return }
+        BLAS.gemm(transA: true, transB: false, m: m, n: n, k: slice.count, a: a + slice.lowerBound * m, lda: m,
+                  b: b + slice.lowerBound * ldb, ldb: ldb, beta: 0, c: out, ldc: n)
+    }
+
+    /// Σ of the partials, in chunk order.
+    func sum() -> [Float] {
+        let count = m * n, p = partials.pointer
+        return [Float](unsafeUninitializedCapacity: count) { out, initialized in
+            let o = out.baseAddress!
+            o.update(from: p, count: count)
+            for c in 1..<max(chunks, 1) {
+                let q = p + c * count
+                for i in 0..<count { o[i] += q[i] }
+            }
+            initialized = count
+        }
     }
 }
 
