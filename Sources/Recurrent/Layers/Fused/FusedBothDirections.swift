@@ -6,9 +6,10 @@
 /// direction's `W_hh` (and `W_ih`) in cache, and each thread's products see all B rows instead of
 /// half. After the backward time loops, the weight gradients (in fixed chunks of the rows) and
 /// input gradients of both directions are pieces of a `PiecePool`, so when one core runs slower
-/// the other takes over part of its direction's products. The results are those of two `FusedSequence.apply` calls up to float rounding (the same
-/// kernels; a thread split sums the bias gradients in another order); `dx` is the sum of the two
-/// directions' input gradients.
+/// the other takes over part of its direction's products. The results are those of two
+/// `FusedSequence.apply` calls up to float rounding (the same kernels; a thread split sums the
+/// bias gradients, and the chunks the weight gradients, in another order); `dx` is the sum of the
+/// two directions' input gradients.
 extension FusedSequence {
     /// Whether `applyBothDirections` pays: two or three threads (one per direction; with four or
     /// more, splitting each direction between all threads in turn keeps every core busy).
