@@ -159,7 +159,7 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
             out.withUnsafeMutableBufferPointer { pc in
                 let job = MatmulJob(a: pa.baseAddress!, lda: lda, transposeA: transposeA, b: pb.baseAddress!, ldb: ldb,
                                     transposeB: transposeB, c: pc.baseAddress!, m: m, n: n, k: k)
-                if m * n * k < 1 << 20 || BLAS.threads < 2 {
+                if productParts(m, n, k, threads: BLAS.threads) < 2 {
                     job.run(rows: 0..<m, columns: 0..<n)
                     return
                 }

@@ -16,6 +16,12 @@ func withTeamThreads<R>(_ body: (Int) -> R) -> R {
     return body(threads)
 }
 
+/// Threads for a matrix product of `m·n·k` multiply-adds: all `threads` from 2²⁰, where the work
+/// pays for the hand-off, else one.
+func productParts(_ m: Int, _ n: Int, _ k: Int, threads: Int) -> Int {
+    m * n * k >= 1 << 20 ? max(1, threads) : 1
+}
+
 /// Runs `body(part)` for `part` in `0..<parts` on up to `parts` threads (inline for one part):
 /// part 0 on the calling thread, the others on the helper threads of `ck_team_run`, which spin
 /// between tasks so a hand-off costs little.

@@ -85,6 +85,7 @@ extension FusedSequence {
         let rows = T * B
         let inputsAndStates = ctx.states.hiddenStorage.pointer, width = ctx.states.inputStateWidth
         var dWeightIH: [Float], dWeightHH: [Float]
+        var dx: Tensor? = nil
         let packed = ctx.execution.packedProducts
         if let symbols = ctx.symbols {
             // One-hot inputs: dW_ih[:, v] sums the rows of dG whose symbol is v; only the states
@@ -103,10 +104,8 @@ extension FusedSequence {
             }
             if let sharing { sharing.pool.run(owner: sharing.owner, []) }   // none of its own; helps the other owner
         } else if let sharing {
-            return sharedProducts(ctx, sharing: sharing, dGates: dGates, dHiddenGates: dHiddenGates,
-                                  inputGradient: inputGradient, dh: dh, dc: dc,
-                                  dBiasIH: summed(biasSums, GH: GH, accumulators: accumulators),
-                                  dBiasHH: hiddenBiasSums.map { summed($0, GH: GH, accumulators: accumulators) })
+            (dWeightIH, dWeightHH, dx) = sharedProducts(ctx, sharing: sharing, dGates: dGates, dHiddenGates: dHiddenGates,
+                                                        inputGradient: inputGradient)
         } else if let dHiddenGates {
             dWeightIH = [Float](repeating: 0, count: GH * I)
             dWeightHH = [Float](repeating: 0, count: GH * H)
@@ -125,8 +124,7 @@ extension FusedSequence {
             (dWeightIH, dWeightHH) = SequenceMatmul.splitColumns(both.pointer, rows: GH, left: I, right: H,
                                                                  threads: threads)
         }
-        var dx: Tensor? = nil
-        if inputGradient {
+        if inputGradient && sharing == nil {
             let data = [Float](unsafeUninitializedCapacity: rows * I) { buf, n in
                 ctx.weightIH.data.withUnsafeBufferPointer { wih in
                     SequenceMatmul.multiply(m: rows, n: I, k: GH, a: dGates.pointer, lda: GH, weight: wih.start,
@@ -136,32 +134,30 @@ extension FusedSequence {
             }
             dx = Tensor(shape: [T, B, I], data: data)
         }
-        let dBiasIH = summed(biasSums, GH: GH, accumulators: accumulators)
+        func summed(_ sums: Workspace<Float>) -> Tensor {
+            var total = sums.array(from: 0, count: GH)
+            for p in 1..<max(accumulators, 1) { for j in 0..<GH { total[j] += sums.pointer[p * GH + j] } }
+            return Tensor(shape: [GH], data: total)
+        }
+        let dBiasIH = summed(biasSums)
         return Gradients(dx: dx,
                          dWeightIH: Tensor(shape: [GH, I], data: dWeightIH),
                          dWeightHH: Tensor(shape: [GH, H], data: dWeightHH),
                          dBiasIH: dBiasIH,
-                         dBiasHH: hiddenBiasSums.map { summed($0, GH: GH, accumulators: accumulators) } ?? dBiasIH,
+                         dBiasHH: hiddenBiasSums.map(summed) ?? dBiasIH,
                          dh0: Tensor(shape: [B, H], data: dh.array()),
                          dc0: dc.map { Tensor(shape: [B, H], data: $0.array()) })
     }
 }
 
 extension FusedSequence {
-    /// The bias gradient from the `[accumulators, G·H]` partial sums of the time loop.
-    static func summed(_ sums: Workspace<Float>, GH: Int, accumulators: Int) -> Tensor {
-        var total = sums.array(from: 0, count: GH)
-        for p in 1..<max(accumulators, 1) { for j in 0..<GH { total[j] += sums.pointer[p * GH + j] } }
-        return Tensor(shape: [GH], data: total)
-    }
-
     /// The whole-sequence products of `gradients` as pieces of `sharing.pool` (see there): each
     /// weight gradient `dGᵀ·X` in up to 4 chunks of the T·B rows, each into its own `[G·H, n]`
     /// partial (single-threaded BLAS, so a chunk gives the same result on any thread), the
     /// partials then summed in chunk order; `dx` as one piece.
     private static func sharedProducts(_ ctx: Context, sharing: (pool: PiecePool, owner: Int), dGates: Workspace<Float>,
-                                       dHiddenGates: Workspace<Float>?, inputGradient: Bool, dh: Workspace<Float>,
-                                       dc: Workspace<Float>?, dBiasIH: Tensor, dBiasHH: Tensor?) -> Gradients {
+                                       dHiddenGates: Workspace<Float>?, inputGradient: Bool)
+        -> (dWeightIH: [Float], dWeightHH: [Float], dx: Tensor?) {
         let T = ctx.steps, B = ctx.batch, I = ctx.inputSize, H = ctx.hiddenSize
         let GH = ctx.kind.gateCount * H, rows = T * B
         let inputsAndStates = ctx.states.hiddenStorage.pointer, width = ctx.states.inputStateWidth
@@ -196,13 +192,7 @@ extension FusedSequence {
                 SequenceMatmul.splitColumns($0.start, rows: GH, left: I, right: H, threads: 1)
             }
         }
-        return Gradients(dx: dx.map { Tensor(shape: [T, B, I], data: $0.array()) },
-                         dWeightIH: Tensor(shape: [GH, I], data: dWeightIH),
-                         dWeightHH: Tensor(shape: [GH, H], data: dWeightHH),
-                         dBiasIH: dBiasIH,
-                         dBiasHH: dBiasHH ?? dBiasIH,
-                         dh0: Tensor(shape: [B, H], data: dh.array()),
-                         dc0: dc.map { Tensor(shape: [B, H], data: $0.array()) })
+        return (dWeightIH, dWeightHH, dx.map { Tensor(shape: [T, B, I], data: $0.array()) })
     }
 }
 

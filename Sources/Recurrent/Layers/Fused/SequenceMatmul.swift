@@ -8,12 +8,6 @@ import CKernels
 /// slice. Callers run inside
 /// `withTeamThreads` and pass its thread count.
 enum SequenceMatmul {
-    /// Threads for a product of `m·n·k` multiply-adds: all `threads` when the work is large
-    /// enough to pay for the hand-off.
-    static func parts(_ m: Int, _ n: Int, _ k: Int, threads: Int) -> Int {
-        m * n * k >= 1 << 20 ? max(1, threads) : 1
-    }
-
     /// `out[m, n] = bias + A[m, k]·Wᵀ` for `W [n, k]` (row-major; `bias [n]` added to every row,
     /// then the product, as PyTorch's `addmm` does). `out` has row stride n.
     ///
@@ -32,7 +26,7 @@ enum SequenceMatmul {
             let job = ColumnJob(m: m, n: n, k: k, a: a, lda: lda, weight: weight, bias: bias, out: out,
                                 packed: packed?.pointer)
             let quantum = packed == nil ? 16 : 32
-            let parts = min(parts(m, n, k, threads: threads), max(1, (n + quantum - 1) / quantum))
+            let parts = min(productParts(m, n, k, threads: threads), max(1, (n + quantum - 1) / quantum))
             runParts(parts) { p in job.run(columns: WorkSplit.slice(p, of: parts, count: n, quantum: quantum)) }
             withExtendedLifetime(packed) {}
             return
@@ -70,7 +64,7 @@ enum SequenceMatmul {
         if m == 0 || n == 0 { return }
         guard usePacked && StepProduct.packedKernelIsFast else {
             let job = BLASRowJob(a: a, lda: lda, b: weight, k: k, n: n, out: out)
-            let parts = min(parts(m, n, k, threads: threads), max(1, m / 8))
+            let parts = min(productParts(m, n, k, threads: threads), max(1, m / 8))
             runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 8)) }
             return
         }
@@ -87,7 +81,7 @@ enum SequenceMatmul {
         let packed = Workspace<Float>(count: ck_packed_size(k, n))
         pack(packed.pointer)
         let job = RowJob(a: a, lda: lda, packed: packed.pointer, k: k, n: n, out: out, bias: bias)
-        runBalancedParts(parts(m, n, k, threads: threads), count: m, quantum: 8) { job.run(rows: $0) }
+        runBalancedParts(productParts(m, n, k, threads: threads), count: m, quantum: 8) { job.run(rows: $0) }
         withExtendedLifetime(packed) {}
     }
 
@@ -101,7 +95,7 @@ enum SequenceMatmul {
                                        threads: Int) {
         if m == 0 || n == 0 { return }
         let job = TransposedLeftJob(n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, out: out, ldo: ldo)
-        let parts = min(parts(m, n, k, threads: threads), max(1, m / 16))
+        let parts = min(productParts(m, n, k, threads: threads), max(1, m / 16))
         runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 16)) }
     }
 }
@@ -116,7 +110,7 @@ extension SequenceMatmul {
                                      threads: Int) {
         if rows == 0 || columns == 0 || symbolCount == 0 { return }
         let job = SymbolSumJob(rows: rows, symbols: symbols, symbolCount: symbolCount, dG: dG, columns: columns, out: out)
-        let parts = min(parts(rows, columns, 1, threads: threads), max(1, columns / 16))
+        let parts = min(productParts(rows, columns, 1, threads: threads), max(1, columns / 16))
         runParts(parts) { p in job.run(columns: WorkSplit.slice(p, of: parts, count: columns, quantum: 16)) }
     }
 

@@ -19,7 +19,7 @@ enum WorkSplit: Equatable {
     /// Rows per thread from which a rows split pays even for weights that do not stay cached.
     /// Each thread then streams all of a step's weights from L3 at every step, doing
     /// 2·rows multiply-add flops per 4-byte weight: 16 flops per byte at 32 rows, ~10 GB/s per
-    /// core at the product's speed, well under the 23–27 GB/s a core reads from L3 here. Paired
+    /// core at the product's speed, well under the ~25 GB/s a core reads from L3 here. Paired
     /// against the units split at C2 (64 rows, H = 512, 2 threads), step ratios units/rows:
     /// LSTM training 1.08 fastest / 1.12 median, inference 1.04 / 1.06; GRU 1.09 / 1.01 and
     /// 1.11 / 1.12; RNN 1.12 / 1.14 and 1.14 / 1.19. At 8 rows per thread (C4, H = 1024) the
