@@ -38,6 +38,33 @@ import Testing
             #expect(far.count == 0, "transposeA \(ta), transposeB \(tb): \(far.count) elements differ, first at \(far.first ?? -1)")
         }
     }
+
+    /// Copies from 256K floats share their rows between threads: concatenating and slicing
+    /// columns (and their gradients) must place every element, at uneven widths and an odd row
+    /// count (2101 × 130 floats and more per copy).
+    @Test func largeColumnCopiesPlaceEveryElement() {
+        let rows = 2101, widths = [130, 131]
+        let parts = widths.enumerated().map { i, w in
+            Variable(Tensor(shape: [rows, w], data: (0..<(rows * w)).map { Float(i * 1_000_000 + $0) }), requiresGrad: true)
+        }
+        let joined = concatColumns(parts)
+        #expect(joined.shape == [rows, 261])
+        let misplaced = (0..<(rows * 261)).filter { e in
+            let r = e / 261, c = e % 261
+            let expected = c < 130 ? Float(r * 130 + c) : Float(1_000_000 + r * 131 + c - 130)
+            return joined.value.data[e] != expected
+        }
+        let count = misplaced.count, first = misplaced.first ?? -1
+        #expect(count == 0, "\(count) elements misplaced, first at \(first)")
+        let right = columns(joined, 130..<261)
+        let sliced = right.value == parts[1].value
+        #expect(sliced)
+        // d/dx of Σ weights ⊙ columns: the weights, routed back to the second part only.
+        let weights = Tensor(shape: [rows, 131], data: (0..<(rows * 131)).map { Float($0 % 7) })
+        sum(right * Variable(weights)).backward()
+        let routed = parts[1].grad == weights, zero = parts[0].grad == Tensor(zeros: [rows, 130])
+        #expect(routed && zero)
+    }
 }
 
 @Suite struct AutodiffTests {

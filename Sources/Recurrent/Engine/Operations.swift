@@ -147,22 +147,27 @@ public func columns(_ x: Variable, _ range: Range<Int>) -> Variable {
     precondition(x.value.rank == 2 && range.lowerBound >= 0 && range.upperBound <= x.shape[1],
                  "columns: range \(range) out of bounds for \(x.shape)")
     let rows = x.shape[0], n = x.shape[1], k = range.count, start = range.lowerBound
-    var out = [Float](repeating: 0, count: rows * k)
-    if rows > 0 && k > 0 {
-        x.value.data.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                ck_copy_rows(rows, k, src.baseAddress! + start, n, dst.baseAddress!, k)
+    let out = [Float](unsafeUninitializedCapacity: rows * k) { dst, count in
+        if rows > 0 && k > 0 {
+            x.value.data.withUnsafeBufferPointer { src in
+                copyRows(rows, k, from: src.baseAddress! + start, n, to: dst.baseAddress!, k)
             }
         }
+        count = rows * k
     }
     return Variable.record(Tensor(shape: [rows, k], data: out), parents: [x]) { g in
-        var gx = [Float](repeating: 0, count: rows * n)
-        if rows > 0 && k > 0 {
-            g.data.withUnsafeBufferPointer { src in
-                gx.withUnsafeMutableBufferPointer { dst in
-                    ck_copy_rows(rows, k, src.baseAddress!, k, dst.baseAddress! + start, n)
+        // Zeros outside the columns, the gradient inside.
+        let gx = [Float](unsafeUninitializedCapacity: rows * n) { dst, count in
+            if rows > 0 && n > 0 {
+                let d = dst.baseAddress!
+                if k < n { d.initialize(repeating: 0, count: rows * n) }
+                if k > 0 {
+                    g.data.withUnsafeBufferPointer { src in
+                        copyRows(rows, k, from: src.baseAddress!, k, to: d + start, n)
+                    }
                 }
             }
+            count = rows * n
         }
         return [Tensor(shape: [rows, n], data: gx)]
     }
@@ -175,28 +180,26 @@ public func concatColumns(_ xs: [Variable]) -> Variable {
     let rows = xs[0].shape[0]
     let widths = xs.map { $0.shape[1] }
     let total = widths.reduce(0, +)
-    var out = [Float](repeating: 0, count: rows * total)
-    var offset = 0
-    out.withUnsafeMutableBufferPointer { dst in
+    let out = [Float](unsafeUninitializedCapacity: rows * total) { dst, count in
+        var offset = 0
         for (x, w) in zip(xs, widths) {
             if rows > 0 && w > 0 {
                 x.value.data.withUnsafeBufferPointer { src in
-                    ck_copy_rows(rows, w, src.baseAddress!, w, dst.baseAddress! + offset, total)
+                    copyRows(rows, w, from: src.baseAddress!, w, to: dst.baseAddress! + offset, total)
                 }
             }
             offset += w
         }
+        count = rows * total
     }
     return Variable.record(Tensor(shape: [rows, total], data: out), parents: xs) { g in
         var grads: [Tensor?] = []
         var o = 0
         g.data.withUnsafeBufferPointer { src in
             for w in widths {
-                var gx = [Float](repeating: 0, count: rows * w)
-                if rows > 0 && w > 0 {
-                    gx.withUnsafeMutableBufferPointer { dst in
-                        ck_copy_rows(rows, w, src.baseAddress! + o, total, dst.baseAddress!, w)
-                    }
+                let gx = [Float](unsafeUninitializedCapacity: rows * w) { dst, count in
+                    if rows > 0 && w > 0 { copyRows(rows, w, from: src.baseAddress! + o, total, to: dst.baseAddress!, w) }
+                    count = rows * w
                 }
                 grads.append(Tensor(shape: [rows, w], data: gx))
                 o += w

@@ -115,34 +115,19 @@ extension SequenceMatmul {
     }
 
     /// The first `left` and the last `right` columns of `source [rows, left + right]` as two new
-    /// row-major arrays (`[dW_ih | dW_hh]` into the two parameters' gradients), the rows shared
-    /// between the threads from 256K floats.
+    /// row-major arrays (`[dW_ih | dW_hh]` into the two parameters' gradients; see `copyRows`).
     static func splitColumns(_ source: UnsafePointer<Float>, rows: Int, left: Int, right: Int,
                              threads: Int) -> ([Float], [Float]) {
-        var second: [Float] = []
-        let first = [Float](unsafeUninitializedCapacity: rows * left) { a, countA in
-            second = [Float](unsafeUninitializedCapacity: rows * right) { b, countB in
-                let job = ColumnSplitJob(source: source, left: left, right: right, a: a.baseAddress, b: b.baseAddress)
-                let parts = rows * (left + right) >= 1 << 18 ? max(1, min(threads, rows)) : 1
-                runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: rows)) }
-                countB = rows * right
+        let width = left + right
+        func columns(_ first: Int, _ count: Int) -> [Float] {
+            [Float](unsafeUninitializedCapacity: rows * count) { out, initialized in
+                if rows * count > 0 {
+                    copyRows(rows, count, from: source + first, width, to: out.baseAddress!, count, threads: threads)
+                }
+                initialized = rows * count
             }
-            countA = rows * left
         }
-        return (first, second)
-    }
-}
-
-/// One thread's rows of `SequenceMatmul.splitColumns`.
-private struct ColumnSplitJob: @unchecked Sendable {
-    let source: UnsafePointer<Float>, left: Int, right: Int
-    let a: UnsafeMutablePointer<Float>?, b: UnsafeMutablePointer<Float>?
-
-    func run(rows: Range<Int>) {
-        if rows.isEmpty { return }
-        let r0 = rows.lowerBound, width = left + right
-        if let a, left > 0 { ck_copy_rows(rows.count, left, source + r0 * width, width, a + r0 * left, left) }
-        if let b, right > 0 { ck_copy_rows(rows.count, right, source + r0 * width + left, width, b + r0 * right, right) }
+        return (columns(0, left), columns(left, right))
     }
 }
 

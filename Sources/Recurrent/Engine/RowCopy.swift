@@ -1,0 +1,36 @@
+import CKernels
+
+/// `dst[r, 0..<cols] = src[r, 0..<cols]` for `rows` rows with row strides `ldSrc` and `ldDst`
+/// (a block of columns into or out of a wider matrix), the rows shared between the team's
+/// threads (`withTeamThreads`) from 256K floats: a copy that size is bound by the bytes a core
+/// moves, and each core brings its own share. Inside a parallel part it runs on the calling
+/// thread alone.
+func copyRows(_ rows: Int, _ cols: Int, from src: UnsafePointer<Float>, _ ldSrc: Int,
+              to dst: UnsafeMutablePointer<Float>, _ ldDst: Int) {
+    if rows <= 0 || cols <= 0 { return }
+    withTeamThreads { threads in
+        copyRows(rows, cols, from: src, ldSrc, to: dst, ldDst, threads: threads)
+    }
+}
+
+/// `copyRows` on up to `threads` threads (callers already inside `withTeamThreads`).
+func copyRows(_ rows: Int, _ cols: Int, from src: UnsafePointer<Float>, _ ldSrc: Int,
+              to dst: UnsafeMutablePointer<Float>, _ ldDst: Int, threads: Int) {
+    if rows <= 0 || cols <= 0 { return }
+    let parts = rows * cols >= 1 << 18 ? max(1, min(threads, rows)) : 1
+    let job = RowCopyJob(src: src, ldSrc: ldSrc, dst: dst, ldDst: ldDst, cols: cols)
+    runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: rows)) }
+}
+
+/// One thread's rows of `copyRows`.
+private struct RowCopyJob: @unchecked Sendable {
+    let src: UnsafePointer<Float>, ldSrc: Int
+    let dst: UnsafeMutablePointer<Float>, ldDst: Int
+    let cols: Int
+
+    func run(rows: Range<Int>) {
+        if rows.isEmpty { return }
+        let r0 = rows.lowerBound
+        ck_copy_rows(rows.count, cols, src + r0 * ldSrc, ldSrc, dst + r0 * ldDst, ldDst)
+    }
+}
