@@ -116,7 +116,7 @@ CK_KERNEL void ck_rnn_forward(const ck_block *s, int relu, const float *restrict
     const long U = s->units, H = s->hidden, L = s->ldGate;
     for (long b = 0; b < s->rows; b++) {
         const float *g = gh + b * L, *x = xp ? xp + b * L : NULL, *hp = hPrev + b * s->ldPrev;
-        float *hn = hNext + b * s->ldNext, *o = out + b * H;
+        float *hn = hNext + b * s->ldNext, *o = out + b * s->ldOut;
         if (!ck_active(s, b)) {
             memmove(hn, hp, (size_t)U * sizeof(float));
             memset(o, 0, (size_t)U * sizeof(float));
@@ -166,7 +166,7 @@ CK_KERNEL void ck_lstm_forward(const ck_block *s, const float *restrict gh, cons
     const long U = s->units, H = s->hidden, L = s->ldGate;
     for (long b = 0; b < s->rows; b++) {
         const float *g = gh + b * L, *x = xp ? xp + b * L : NULL, *cp = cPrev + b * H;
-        float *hn = hNext + b * s->ldNext, *cn = cNext + b * H, *o = out + b * H, *a = gates + b * L;
+        float *hn = hNext + b * s->ldNext, *cn = cNext + b * H, *o = out + b * s->ldOut, *a = gates + b * L;
         if (!ck_active(s, b)) {
             memmove(hn, hPrev + b * s->ldPrev, (size_t)U * sizeof(float));
             memmove(cn, cp, (size_t)U * sizeof(float));
@@ -208,7 +208,7 @@ CK_KERNEL void ck_gru_forward(const ck_block *s, const float *restrict gh, const
     const long U = s->units, H = s->hidden, L = s->ldGate;
     for (long b = 0; b < s->rows; b++) {
         const float *g = gh + b * L, *x = xp + b * L, *hp = hPrev + b * s->ldPrev;
-        float *hn = hNext + b * s->ldNext, *o = out + b * H, *a = gates + b * L, *gn = ghn + b * H;
+        float *hn = hNext + b * s->ldNext, *o = out + b * s->ldOut, *a = gates + b * L, *gn = ghn + b * H;
         if (!ck_active(s, b)) {
             memmove(hn, hp, (size_t)U * sizeof(float));
             memset(o, 0, (size_t)U * sizeof(float));
@@ -243,7 +243,7 @@ CK_KERNEL void ck_rnn_backward(const ck_block *s, int relu, const float *restric
             memset(dg, 0, (size_t)U * sizeof(float));
             continue;
         }
-        const float *dout = dOut ? dOut + b * H : NULL;
+        const float *dout = dOut ? dOut + b * s->ldOut : NULL;
         if (dout && biasGrad) ck_rnn_backward_row(U, relu, hy, dout, d, dg, biasGrad, 1, 1);
         else if (dout) ck_rnn_backward_row(U, relu, hy, dout, d, dg, NULL, 1, 0);
         else if (biasGrad) ck_rnn_backward_row(U, relu, hy, NULL, d, dg, biasGrad, 0, 1);
@@ -292,7 +292,7 @@ CK_KERNEL void ck_lstm_backward(const ck_block *s, const float *gates, const flo
             continue;
         }
         const float *a = gates + b * L, *cp = cPrev + b * H, *cn = cNext + b * H;
-        const float *dout = dOut ? dOut + b * H : NULL;
+        const float *dout = dOut ? dOut + b * s->ldOut : NULL;
         float *d = dh + b * H, *dcell = dc + b * H;
         if (dout && biasGrad) ck_lstm_backward_row(U, H, a, cp, cn, dout, d, dcell, dg, biasGrad, 1, 1);
         else if (dout) ck_lstm_backward_row(U, H, a, cp, cn, dout, d, dcell, dg, NULL, 1, 0);
@@ -346,7 +346,7 @@ CK_KERNEL void ck_gru_backward(const ck_block *s, const float *gates, const floa
             continue;
         }
         const float *a = gates + b * L, *gn = ghn + b * H, *hp = hPrev + b * s->ldPrev;
-        const float *dout = dOut ? dOut + b * H : NULL;
+        const float *dout = dOut ? dOut + b * s->ldOut : NULL;
         float *d = dh + b * H, *gi = dGI + b * L, *gh = dGH + b * L;
         if (dout && hasBias) ck_gru_backward_row(U, H, a, gn, hp, dout, d, gi, gh, biasGrad, hiddenBiasGrad, 1, 1);
         else if (dout) ck_gru_backward_row(U, H, a, gn, hp, dout, d, gi, gh, NULL, NULL, 1, 0);

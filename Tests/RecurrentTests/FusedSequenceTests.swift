@@ -186,8 +186,9 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         }
     }
 
-    /// Both directions run together (one thread each) give the results and gradients of two
-    /// separate `apply` calls, with lengths, initial states and every input requiring a gradient;
+    /// Both directions run together (one thread each, writing and reading their halves of the
+    /// side-by-side output in place) give the results and gradients of two separate `apply`
+    /// calls joined by `concat`, with lengths, initial states and every input requiring a gradient;
     /// a finite-difference check covers the combined node's backward (the summed `dx`). At T = 40
     /// (360 rows) the weight gradients come in 4 chunks of rows that either thread may run.
     @Test(arguments: CellKind.allCases, [5, 40])
@@ -206,26 +207,32 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         let c0: [Variable]? = kind == .lstm ? (0..<2).map { _ in parameter([B, H], 1) } : nil
         let lengths = T == 5 ? [5, 1, 0, 3, 5, 2, 4, 5, 1] : [40, 1, 0, 23, 40, 2, 39, 40, 7]
         let all = [x] + weights.flatMap { [$0.weightIH, $0.weightHH, $0.biasIH, $0.biasHH] } + h0 + (c0 ?? [])
-        func loss(_ results: [(output: Variable, hN: Variable, cN: Variable?)]) -> Variable {
-            var total: Variable? = nil
-            for (d, r) in results.enumerated() {
-                var l = weightedSum(r.output, seed: UInt64(10 + d)) + weightedSum(r.hN, seed: UInt64(20 + d))
-                if let cN = r.cN { l = l + weightedSum(cN, seed: UInt64(30 + d)) }
-                total = total.map { $0 + l } ?? l
+        /// The outputs side by side `[T, B, 2H]`, and per direction hN and (LSTM) cN.
+        typealias Results = (output: Variable, hN: [Variable], cN: [Variable]?)
+        func loss(_ r: Results) -> Variable {
+            var total = weightedSum(r.output, seed: 10)
+            for d in 0..<2 {
+                total = total + weightedSum(r.hN[d], seed: UInt64(20 + d))
+                if let cN = r.cN { total = total + weightedSum(cN[d], seed: UInt64(30 + d)) }
             }
-            return total!
+            return total
         }
         func run(together: Bool) -> (values: [Tensor], grads: [Tensor]) {
             for v in all { v.zeroGrad() }
-            let results = together
-                ? FusedSequence.applyBothDirections(kind: kind, x: x, parameters: weights, h0: h0, c0: c0, lengths: lengths)
-                : (0..<2).map { d in
+            let results: Results
+            if together {
+                results = FusedSequence.applyBothDirections(kind: kind, x: x, parameters: weights, h0: h0, c0: c0, lengths: lengths)
+            } else {
+                let each = (0..<2).map { d in
                     FusedSequence.apply(kind: kind, x: x, weightIH: weights[d].weightIH, weightHH: weights[d].weightHH,
                                         biasIH: weights[d].biasIH, biasHH: weights[d].biasHH, h0: h0[d], c0: c0?[d],
                                         lengths: lengths, reverse: d == 1)
                 }
+                results = (MergeMode.concat.merge(each[0].output, each[1].output), each.map(\.hN),
+                           kind == .lstm ? each.map { $0.cN! } : nil)
+            }
             loss(results).backward()
-            let values = results.flatMap { [$0.output.value, $0.hN.value] + ($0.cN.map { [$0.value] } ?? []) }
+            let values = [results.output.value] + results.hN.map(\.value) + (results.cN?.map(\.value) ?? [])
             return (values, all.map { $0.grad! })
         }
         let separate = run(together: false), together = run(together: true)

@@ -28,6 +28,7 @@ typedef struct {
     long ldGate;             ///< row stride of gate buffers (usually G·H)
     long ldPrev;             ///< row stride of h_{t-1}
     long ldNext;             ///< row stride of h_t
+    long ldOut;              ///< row stride of the output h_t (forward) and of its gradient (backward)
     long t;                  ///< time index, for masking
     const int32_t *lengths;  ///< per-row sequence lengths or NULL (all active)
 } ck_block;

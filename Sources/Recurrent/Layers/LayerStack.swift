@@ -17,9 +17,10 @@ struct LayerStack {
     typealias RunDirection = (_ layer: Int, _ reverse: Bool, _ x: Variable, _ initial: [Variable]?,
                               _ lengths: [Int]?) -> (output: Variable, final: [Variable])
     /// Runs both directions of one bidirectional layer at once (same arguments, with the initial
-    /// states of the forward then the reverse direction) → their results in that order.
+    /// states of the forward then the reverse direction) → their outputs side by side,
+    /// `[y_f | y_r]` `[T, B, 2H]`, and their final state components in that order.
     typealias RunBothDirections = (_ layer: Int, _ x: Variable, _ initial: [[Variable]?], _ lengths: [Int]?)
-        -> [(output: Variable, final: [Variable])]
+        -> (output: Variable, finals: [[Variable]])
 
     let inputSize: Int
     let hiddenSize: Int
@@ -92,23 +93,32 @@ struct LayerStack {
         var finals: [[Variable]] = []   // [layer·D + direction][component]
         var layerInput = x
         for layer in 0..<numLayers {
-            var outputs: [Variable] = []
             let initials = (0..<directions).map { direction in
                 initialRows.map { rows in rows.map { $0[layer * directions + direction] } }
             }
-            let results: [(output: Variable, final: [Variable])]
-            if directions == 2, let runBothDirections {
-                results = runBothDirections(layer, layerInput, initials, lengths)
-            } else {
-                results = (0..<directions).map { runDirection(layer, $0 == 1, layerInput, initials[$0], lengths) }
-            }
-            for (y, final) in results {
-                precondition(y.shape == [steps, batch, hiddenSize] && final.count == stateComponentCount,
-                             "recurrent layer: a direction returned output \(y.shape) and \(final.count) state components")
-                outputs.append(y)
+            func check(_ final: [Variable]) {
+                precondition(final.count == stateComponentCount,
+                             "recurrent layer: a direction returned \(final.count) state components")
                 finals.append(final)
             }
-            var y = outputs.count == 2 ? mergeMode.merge(outputs[0], outputs[1]) : outputs[0]
+            var y: Variable
+            if directions == 2, let runBothDirections {
+                let both = runBothDirections(layer, layerInput, initials, lengths)
+                precondition(both.output.shape == [steps, batch, 2 * hiddenSize] && both.finals.count == 2,
+                             "recurrent layer: both directions returned output \(both.output.shape) and \(both.finals.count) states")
+                both.finals.forEach(check)
+                y = mergeMode.merge(sideBySide: both.output)
+            } else {
+                var outputs: [Variable] = []
+                for direction in 0..<directions {
+                    let (output, final) = runDirection(layer, direction == 1, layerInput, initials[direction], lengths)
+                    precondition(output.shape == [steps, batch, hiddenSize],
+                                 "recurrent layer: a direction returned output \(output.shape)")
+                    outputs.append(output)
+                    check(final)
+                }
+                y = outputs.count == 2 ? mergeMode.merge(outputs[0], outputs[1]) : outputs[0]
+            }
             if training && dropout > 0 && layer < numLayers - 1 {
                 y = Dropout(probability: dropout)(y, training: true, rng: &dropoutGenerator)
             }

@@ -25,4 +25,14 @@ public enum MergeMode: String, Sendable, Codable, CaseIterable {
         case .product: return forward * reverse
         }
     }
+
+    /// Combines the two directions' outputs given side by side, `[y_f | y_r]` `[T, B, 2H]` (as
+    /// a fused bidirectional layer emits them).
+    func merge(sideBySide y: Variable) -> Variable {
+        precondition(y.value.rank == 3 && y.shape[2] % 2 == 0, "merge: side-by-side outputs have shape \(y.shape)")
+        if self == .concat { return y }
+        let (t, b, h) = (y.shape[0], y.shape[1], y.shape[2] / 2)
+        let rows = reshape(y, [t * b, 2 * h])
+        return merge(reshape(columns(rows, 0..<h), [t, b, h]), reshape(columns(rows, h..<(2 * h)), [t, b, h]))
+    }
 }

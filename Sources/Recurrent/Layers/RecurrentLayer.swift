@@ -138,15 +138,14 @@ public final class RecurrentLayer: Module, CustomStringConvertible {
     }
 
     /// Both directions of a layer as one `FusedSequence.applyBothDirections` node, each direction
-    /// on its own thread.
+    /// on its own thread: the outputs side by side `[T, B, 2H]` and each direction's final state.
     func runFusedBothDirections(_ p: [DirectionParameters], _ x: Variable, initials: [[Variable]?],
-                                lengths: [Int]?) -> [(output: Variable, final: [Variable])] {
+                                lengths: [Int]?) -> (output: Variable, finals: [[Variable]]) {
         let zeros = { Variable(Tensor(zeros: [x.shape[1], self.hiddenSize])) }
         let h0 = initials.map { $0?[0] ?? zeros() }
         let c0 = kind.hasCellState ? initials.map { $0?[1] ?? zeros() } : nil
-        let results = FusedSequence.applyBothDirections(kind: kind, x: x, parameters: p, h0: h0, c0: c0,
-                                                        lengths: lengths)
-        return results.map { ($0.output, [$0.hN] + ($0.cN.map { [$0] } ?? [])) }
+        let r = FusedSequence.applyBothDirections(kind: kind, x: x, parameters: p, h0: h0, c0: c0, lengths: lengths)
+        return (r.output, (0..<2).map { d in [r.hN[d]] + (r.cN.map { [$0[d]] } ?? []) })
     }
 
     /// One direction as the cell of `kind` over the parameters `p`, stepped on the tape.

@@ -4,7 +4,9 @@
 /// are merged, so with two threads each direction runs on its own thread over all B rows, forward
 /// and backward: no meeting per step or per sequence between them, each core keeps its own
 /// direction's `W_hh` (and `W_ih`) in cache, and each thread's products see all B rows instead of
-/// half. After the backward time loops, the weight gradients (in fixed chunks of the rows) and
+/// half. Each direction writes its output straight into its half of the side-by-side output
+/// `[y_f | y_r]` and reads its output gradient from there, so no copies join or split them.
+/// After the backward time loops, the weight gradients (in fixed chunks of the rows) and
 /// input gradients of both directions are pieces of a `PiecePool`, so when one core runs slower
 /// the other takes over part of its direction's products. The results are those of two
 /// `FusedSequence.apply` calls up to float rounding (the same kernels; a thread split sums the
@@ -20,52 +22,62 @@ extension FusedSequence {
 
     /// - Parameters: `x [T, B, I]`; `parameters`, `h0` (`[B, H]` each) and `c0` (LSTM) for the
     ///   forward then the reverse direction; `lengths` as in `forward`.
-    /// - Returns: per direction (forward, reverse) `output [T, B, H]`, `hN` and (LSTM) `cN` `[B, H]`.
+    /// - Returns: the outputs side by side, `[y_f | y_r]` `[T, B, 2H]` (PyTorch's bidirectional
+    ///   output), and per direction (forward, reverse) `hN` and (LSTM) `cN` `[B, H]`.
     static func applyBothDirections(kind: CellKind, x: Variable, parameters: [DirectionParameters],
                                     h0: [Variable], c0: [Variable]?, lengths: [Int]?)
-        -> [(output: Variable, hN: Variable, cN: Variable?)] {
+        -> (output: Variable, hN: [Variable], cN: [Variable]?) {
         precondition(parameters.count == 2 && h0.count == 2 && (c0?.count ?? 2) == 2,
                      "FusedSequence.applyBothDirections: needs two directions")
+        precondition(x.value.rank == 3 && h0[0].value.rank == 2,
+                     "FusedSequence.applyBothDirections: x must be [T, B, I] and h0 [B, H], got \(x.shape) and \(h0[0].shape)")
         var parents = [x]
         for p in parameters { parents += [p.weightIH, p.weightHH, p.biasIH, p.biasHH] }
         parents += h0
         if let c0 { parents += c0 }
         let recording = GradientMode.isEnabled && parents.contains { $0.requiresGrad }
-        let results = inParallel(2) { d in
-            forward(kind: kind, x: x.value, weightIH: parameters[d].weightIH.value, weightHH: parameters[d].weightHH.value,
+        let T = x.shape[0], B = x.shape[1], H = h0[0].shape[1], count = T * B * 2 * H
+        var finals: [(hN: Tensor, cN: Tensor?, context: Context?)] = []
+        let output = [Float](unsafeUninitializedCapacity: max(count, 1)) { out, initialized in
+            let sideBySide = out.baseAddress!
+            finals = inParallel(2) { d in
+                run(kind: kind, x: x.value, weightIH: parameters[d].weightIH.value, weightHH: parameters[d].weightHH.value,
                     biasIH: parameters[d].biasIH.value, biasHH: parameters[d].biasHH.value, h0: h0[d].value,
                     c0: c0?[d].value, lengths: lengths, reverse: d == 1, saveForBackward: recording,
-                    execution: .automatic, threads: 1)
+                    execution: .automatic, threads: 1, output: sideBySide + d * H, outputStride: 2 * H)
+            }
+            initialized = count
         }
-        let hasCell = results[0].cN != nil
-        let perDirection = hasCell ? 3 : 2
-        guard recording, let forwardContext = results[0].context, let reverseContext = results[1].context else {
-            return results.map { (Variable($0.output), Variable($0.hN), $0.cN.map { Variable($0) }) }
+        let outputValue = Tensor(shape: [T, B, 2 * H], data: output)
+        let hasCell = finals[0].cN != nil
+        guard recording, let forwardContext = finals[0].context, let reverseContext = finals[1].context else {
+            return (Variable(outputValue), finals.map { Variable($0.hN) }, hasCell ? finals.map { Variable($0.cN!) } : nil)
         }
         let contexts = [forwardContext, reverseContext]
-        var values: [Tensor] = []
-        for r in results { values += [r.output, r.hN] + (r.cN.map { [$0] } ?? []) }
+        // Values: the output, hN per direction, then (LSTM) cN per direction.
+        var values = [outputValue] + finals.map(\.hN)
+        if hasCell { values += finals.map { $0.cN! } }
         let inputGradient = x.requiresGrad
         let hasC0 = c0 != nil
         let outputs = Variable.recordMultiple(values, parents: parents) { g in
             // Each direction's weight (and input) gradients after its time loop are pieces either
             // thread may run, so the thread that finishes its loop first takes some of the other's.
             let pool = PiecePool(owners: 2)
-            let grads = inParallel(2) { d in
-                let base = d * perDirection
-                return gradients(contexts[d], dOutput: g[base], dhN: g[base + 1], dcN: hasCell ? g[base + 2] : nil,
-                                 inputGradient: inputGradient, threads: 1, sharing: (pool, d))
+            let backward = { (dOutput: UnsafePointer<Float>?) in
+                inParallel(2) { d in
+                    gradients(contexts[d], dOutput: dOutput.map { ($0 + d * H, 2 * H) }, dhN: g[1 + d],
+                              dcN: hasCell ? g[3 + d] : nil, inputGradient: inputGradient, threads: 1,
+                              sharing: (pool, d))
+                }
             }
+            let grads = g[0].map { dy in dy.data.withUnsafeBufferPointer { backward($0.baseAddress) } } ?? backward(nil)
             var perParent: [Tensor?] = [inputGradient ? grads[0].dx! + grads[1].dx! : nil]
             for d in 0..<2 { perParent += [grads[d].dWeightIH, grads[d].dWeightHH, grads[d].dBiasIH, grads[d].dBiasHH] }
             perParent += [grads[0].dh0, grads[1].dh0]
             if hasC0 { perParent += [grads[0].dc0, grads[1].dc0] }
             return perParent
         }
-        return (0..<2).map { d in
-            let base = d * perDirection
-            return (outputs[base], outputs[base + 1], hasCell ? outputs[base + 2] : nil)
-        }
+        return (outputs[0], [outputs[1], outputs[2]], hasCell ? [outputs[3], outputs[4]] : nil)
     }
 
     /// `body(0..<parts)` on up to `parts` threads (BLAS single-threaded meanwhile, see

@@ -27,19 +27,27 @@ extension FusedSequence {
     /// `[dW_ih | dW_hh] = dGᵀ·[X | H_prev]`, and one for `dX = dG·W_ih`. For GRU the hidden-side
     /// gradient `dGh` differs from `dG` in the n block (`dG_n ⊙ r`), so its weights take two products.
     static func gradients(_ ctx: Context, dOutput: Tensor?, dhN: Tensor?, dcN: Tensor?, inputGradient: Bool) -> Gradients {
-        withTeamThreads { threads in
-            gradients(ctx, dOutput: dOutput, dhN: dhN, dcN: dcN, inputGradient: inputGradient, threads: threads)
+        let T = ctx.steps, B = ctx.batch, H = ctx.hiddenSize
+        if let dOutput { precondition(dOutput.shape == [T, B, H], "FusedSequence.backward: dOutput must be [\(T), \(B), \(H)], got \(dOutput.shape)") }
+        return withTeamThreads { threads in
+            if let dOutput {
+                return dOutput.data.withUnsafeBufferPointer {
+                    gradients(ctx, dOutput: ($0.start, H), dhN: dhN, dcN: dcN, inputGradient: inputGradient, threads: threads)
+                }
+            }
+            return gradients(ctx, dOutput: nil, dhN: dhN, dcN: dcN, inputGradient: inputGradient, threads: threads)
         }
     }
 
+    /// `dOutput`: row `t·B + b` of `dL/d output [T, B, H]` at `pointer + (t·B + b)·stride`.
     /// With `sharing`, the whole-sequence products after the time loop (the weight gradients, in
     /// fixed chunks of the T·B rows summed in order, and `dx`) go to the pool as `owner`'s pieces,
     /// which the other owners' threads may run (each owner single-threaded, `threads` 1).
-    static func gradients(_ ctx: Context, dOutput: Tensor?, dhN: Tensor?, dcN: Tensor?, inputGradient: Bool,
+    static func gradients(_ ctx: Context, dOutput: (pointer: UnsafePointer<Float>, stride: Int)?, dhN: Tensor?,
+                          dcN: Tensor?, inputGradient: Bool,
                           threads: Int, sharing: (pool: PiecePool, owner: Int)? = nil) -> Gradients {
         let T = ctx.steps, B = ctx.batch, I = ctx.inputSize, H = ctx.hiddenSize
         let G = ctx.kind.gateCount, GH = G * H, BH = B * H
-        if let dOutput { precondition(dOutput.shape == [T, B, H], "FusedSequence.backward: dOutput must be [\(T), \(B), \(H)], got \(dOutput.shape)") }
         if let dhN { precondition(dhN.shape == [B, H], "FusedSequence.backward: dhN must be [\(B), \(H)], got \(dhN.shape)") }
         if let dcN { precondition(ctx.kind == .lstm && dcN.shape == [B, H], "FusedSequence.backward: dcN must be [\(B), \(H)] (LSTM), got \(dcN.shape)") }
 
@@ -67,18 +75,15 @@ extension FusedSequence {
         }
 
         ctx.weightHH.data.withUnsafeBufferPointer { whh in
-            let body = { (dOut: UnsafePointer<Float>?) in
-                let runner = BackwardRunner(
-                    kind: ctx.kind, steps: T, batch: B, hidden: H, reverse: ctx.reverse, states: ctx.states,
-                    product: StepProduct(weight: whh.start, gates: G, hidden: H, inputs: H, batch: B, forward: false, backward: T > 0,
-                                             packed: ctx.execution.packedProducts, threads: threads),
-                    balancesSlices: ctx.execution.packedProducts && StepProduct.packedKernelIsFast,
-                    lengths: ctx.lengths?.pointer, dOutput: dOut, dh: dh.pointer, dc: dc?.pointer,
-                    dGates: dGates.pointer, dHiddenGates: dHiddenGates?.pointer,
-                    biasSums: biasSums.pointer, hiddenBiasSums: hiddenBiasSums?.pointer)
-                runner.run(split)
-            }
-            if let dOutput { dOutput.data.withUnsafeBufferPointer { body($0.start) } } else { body(nil) }
+            let runner = BackwardRunner(
+                kind: ctx.kind, steps: T, batch: B, hidden: H, reverse: ctx.reverse, states: ctx.states,
+                product: StepProduct(weight: whh.start, gates: G, hidden: H, inputs: H, batch: B, forward: false, backward: T > 0,
+                                         packed: ctx.execution.packedProducts, threads: threads),
+                balancesSlices: ctx.execution.packedProducts && StepProduct.packedKernelIsFast,
+                lengths: ctx.lengths?.pointer, dOutput: dOutput?.pointer, dOutputStride: dOutput?.stride ?? H,
+                dh: dh.pointer, dc: dc?.pointer, dGates: dGates.pointer, dHiddenGates: dHiddenGates?.pointer,
+                biasSums: biasSums.pointer, hiddenBiasSums: hiddenBiasSums?.pointer)
+            runner.run(split)
         }
 
         // Whole-sequence products over the T·B rows.
@@ -247,8 +252,9 @@ struct BackwardRunner: @unchecked Sendable {
     /// kernels; see `ForwardRunner.balancesSlices`).
     let balancesSlices: Bool
     let lengths: UnsafeMutablePointer<Int32>?
-    /// `[T, B, H]` or nil.
+    /// `[T, B, H]` (row `t·B + b` at `dOutput + (t·B + b)·dOutputStride`) or nil.
     let dOutput: UnsafePointer<Float>?
+    let dOutputStride: Int
     /// `[B, H]` running dL/dh and dL/dc.
     let dh: UnsafeMutablePointer<Float>
     let dc: UnsafeMutablePointer<Float>?
@@ -300,8 +306,8 @@ struct BackwardRunner: @unchecked Sendable {
         let prev = states.hidden(ps), next = states.hidden(ns)
         let r0 = rows.lowerBound, j0 = units.lowerBound
         var block = ck_block(rows: rows.count, units: units.count, hidden: H, ldGate: GH, ldPrev: prev.stride,
-                             ldNext: next.stride, t: t, lengths: lengths.map { UnsafePointer($0 + r0) })
-        let dOut = dOutput.map { $0 + (t * B + r0) * H + j0 }
+                             ldNext: next.stride, ldOut: dOutputStride, t: t, lengths: lengths.map { UnsafePointer($0 + r0) })
+        let dOut = dOutput.map { $0 + (t * B + r0) * dOutputStride + j0 }
         let d = dh + r0 * H + j0
         let dg = dGates + (t * B + r0) * GH + j0
         let bias = biasSums + part * GH + j0

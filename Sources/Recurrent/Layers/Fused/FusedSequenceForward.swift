@@ -39,6 +39,27 @@ extension FusedSequence {
                         threads: Int, symbols: [Int]? = nil)
         -> (output: Tensor, hN: Tensor, cN: Tensor?, context: Context?) {
         precondition(x.rank == 3, "FusedSequence: x must be [T, B, I], got \(x.shape)")
+        precondition(h0.rank == 2, "FusedSequence: h0 must be [B, H], got \(h0.shape)")
+        let count = x.shape[0] * x.shape[1] * h0.shape[1]
+        var final: (hN: Tensor, cN: Tensor?, context: Context?)? = nil
+        let output = [Float](unsafeUninitializedCapacity: max(count, 1)) { out, initialized in
+            final = run(kind: kind, x: x, weightIH: weightIH, weightHH: weightHH, biasIH: biasIH, biasHH: biasHH,
+                        h0: h0, c0: c0, lengths: lengths, reverse: reverse, saveForBackward: saveForBackward,
+                        execution: execution, threads: threads, symbols: symbols,
+                        output: out.baseAddress!, outputStride: h0.shape[1])
+            initialized = count
+        }
+        return (Tensor(shape: [x.shape[0], x.shape[1], h0.shape[1]], data: output), final!.hN, final!.cN, final!.context)
+    }
+
+    /// `forward` writing the output into `output`, row `t·B + b` of `[T, B, H]` at
+    /// `output + (t·B + b)·outputStride` (a stride of 2H puts two directions side by side).
+    static func run(kind: CellKind, x: Tensor, weightIH: Tensor, weightHH: Tensor,
+                    biasIH: Tensor, biasHH: Tensor, h0: Tensor, c0: Tensor?,
+                    lengths: [Int]?, reverse: Bool, saveForBackward: Bool, execution: Execution,
+                    threads: Int, symbols: [Int]? = nil, output: UnsafeMutablePointer<Float>, outputStride: Int)
+        -> (hN: Tensor, cN: Tensor?, context: Context?) {
+        precondition(x.rank == 3, "FusedSequence: x must be [T, B, I], got \(x.shape)")
         let T = x.shape[0], B = x.shape[1], I = x.shape[2]
         precondition(h0.rank == 2 && h0.shape[0] == B, "FusedSequence: h0 must be [B=\(B), H], got \(h0.shape)")
         let H = h0.shape[1], G = kind.gateCount, GH = G * H, BH = B * H
@@ -103,7 +124,7 @@ extension FusedSequence {
         let savedInputsInParts: Bool
         if saveForBackward, !gathered, case .rows = split { savedInputsInParts = true } else { savedInputsInParts = false }
 
-        let output = [Float](unsafeUninitializedCapacity: T * BH) { out, initialized in
+        do {
             x.data.withUnsafeBufferPointer { px in
             weightIH.data.withUnsafeBufferPointer { wih in
             weightHH.data.withUnsafeBufferPointer { whh in
@@ -143,11 +164,11 @@ extension FusedSequence {
                     weightIH: wih.start,
                     packedIH: unitsProjection?.pointer,
                     lengths: lengthBuffer?.pointer, projections: projections.pointer,
-                    hiddenProduct: hiddenProduct.pointer, biasIH: bih.start, biasHH: bhh.start, output: out.start)
+                    hiddenProduct: hiddenProduct.pointer, biasIH: bih.start, biasHH: bhh.start, output: output,
+                    outputStride: outputStride)
                 runner.run(split)
                 withExtendedLifetime((unitsProjection, inputTable)) {}
             } } } } }
-            initialized = T * BH
         }
 
         let end = states.hidden(last)
@@ -159,7 +180,7 @@ extension FusedSequence {
                       lengths: lengthBuffer, weightIH: weightIH, weightHH: weightHH, states: states,
                       execution: execution, symbols: symbolBuffer)
             : nil
-        return (Tensor(shape: [T, B, H], data: output), Tensor(shape: [B, H], data: hN), cN, context)
+        return (Tensor(shape: [B, H], data: hN), cN, context)
     }
 }
 
@@ -202,8 +223,9 @@ struct ForwardRunner: @unchecked Sendable {
     let hiddenProduct: UnsafeMutablePointer<Float>
     let biasIH: UnsafePointer<Float>
     let biasHH: UnsafePointer<Float>
-    /// `[T, B, H]`.
+    /// `[T, B, H]`, row `t·B + b` at `output + (t·B + b)·outputStride`.
     let output: UnsafeMutablePointer<Float>
+    let outputStride: Int
 
     func run(_ split: WorkSplit) {
         let T = steps, B = batch, H = hidden
@@ -294,12 +316,12 @@ struct ForwardRunner: @unchecked Sendable {
                             out: hiddenProduct + r0 * GH)
         }
         var block = ck_block(rows: rows.count, units: units.count, hidden: H, ldGate: GH, ldPrev: prev.stride,
-                             ldNext: next.stride, t: t, lengths: lengths.map { UnsafePointer($0 + r0) })
+                             ldNext: next.stride, ldOut: outputStride, t: t, lengths: lengths.map { UnsafePointer($0 + r0) })
         let gh = hiddenProduct + r0 * GH + j0, bh = biasHH + j0
         // b_ih is added here unless the precomputed projections include it.
         let bi: UnsafePointer<Float>? = inputProduct != nil || combined ? biasIH + j0 : nil
         let hp = prev.pointer + r0 * prev.stride + j0, hn = next.pointer + r0 * next.stride + j0
-        let out = output + (t * B + r0) * H + j0
+        let out = output + (t * B + r0) * outputStride + j0
         switch kind {
         case .rnnTanh, .rnnReLU:
             ck_rnn_forward(&block, kind == .rnnReLU ? 1 : 0, gh, bh, bi, xp, hp, hn, out)
