@@ -39,6 +39,19 @@ import Testing
         }
     }
 
+    /// From 256K floats a sum adds two halves (on two threads) and a fill is shared between
+    /// threads: small integers sum exactly in any order, so the total must be exact, and every
+    /// element of a fill must hold the value.
+    @Test func largeSumsAndFillsCoverEveryElement() {
+        let count = 300_001
+        let values = (0..<count).map { Float($0 % 4) }
+        let exact = (0..<count).reduce(0) { $0 + $1 % 4 }
+        #expect(Tensor.sum(values) == Float(exact))
+        let filled = Tensor(repeating: 3, shape: [count])
+        let wrong = filled.data.filter { $0 != 3 }.count
+        #expect(wrong == 0)
+    }
+
     /// Copies from 256K floats share their rows between threads: concatenating and slicing
     /// columns (and their gradients) must place every element, at uneven widths and an odd row
     /// count (2101 × 130 floats and more per copy).

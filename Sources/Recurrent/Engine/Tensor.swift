@@ -17,7 +17,11 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
     public init(zeros shape: [Int]) { self.init(repeating: 0, shape: shape) }
 
     public init(repeating value: Float, shape: [Int]) {
-        self.init(shape: shape, data: [Float](repeating: value, count: shape.reduce(1, *)))
+        let count = shape.reduce(1, *)
+        self.init(shape: shape, data: [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if count > 0 { fill(buffer.baseAddress!, count: count, with: value) }
+            initialized = count
+        })
     }
 
     /// A scalar (rank 0) tensor.
@@ -103,19 +107,32 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
 
     public func sum() -> Float { Tensor.sum(data) }
 
-    /// Sum with a SIMD accumulator (scalar `s += x` loops do not vectorize).
+    /// Sum with a SIMD accumulator (scalar `s += x` loops do not vectorize). From 256K floats
+    /// the two halves are summed apart, on two threads when the team has them, and then added:
+    /// the same result on any number of threads.
     public static func sum(_ x: [Float]) -> Float {
         x.withUnsafeBufferPointer { p in
-            var acc = SIMD16<Float>(repeating: 0)
-            var i = 0
-            while i + 16 <= p.count {
-                acc += SIMD16<Float>(p[i..<(i + 16)])
-                i += 16
-            }
-            var s = acc.sum()
-            while i < p.count { s += p[i]; i += 1 }
-            return s
+            guard p.count >= 1 << 18 else { return sum(p) }
+            let half = p.count / 2
+            let halves = UnsafeMutablePointer<Float>.allocate(capacity: 2)
+            defer { halves.deallocate() }
+            let job = HalfSumJob(data: p, half: half, results: halves)
+            withTeamThreads { threads in runParts(min(2, max(1, threads))) { part in job.run(part, of: threads) } }
+            return halves[0] + halves[1]
         }
+    }
+
+    /// `sum` of one buffer on the calling thread.
+    static func sum(_ p: UnsafeBufferPointer<Float>) -> Float {
+        var acc = SIMD16<Float>(repeating: 0)
+        var i = 0
+        while i + 16 <= p.count {
+            acc += SIMD16<Float>(p[i..<(i + 16)])
+            i += 16
+        }
+        var s = acc.sum()
+        while i < p.count { s += p[i]; i += 1 }
+        return s
     }
 
     /// Sum of squares with a SIMD accumulator.
@@ -192,5 +209,18 @@ private struct MatmulJob: @unchecked Sendable {
         BLAS.gemm(transA: transposeA, transB: transposeB, m: rows.count, n: columns.count, k: k,
                   a: a + (transposeA ? r0 : r0 * lda), lda: lda, b: b + (transposeB ? c0 * ldb : c0), ldb: ldb,
                   beta: 0, c: c + r0 * n + c0, ldc: n)
+    }
+}
+
+/// The halves of `Tensor.sum`: part p sums half p (one part sums both).
+private struct HalfSumJob: @unchecked Sendable {
+    let data: UnsafeBufferPointer<Float>, half: Int
+    let results: UnsafeMutablePointer<Float>
+
+    func run(_ part: Int, of threads: Int) {
+        for h in (threads >= 2 ? part...part : 0...1) {
+            let range = h == 0 ? 0..<half : half..<data.count
+            results[h] = Tensor.sum(UnsafeBufferPointer(rebasing: data[range]))
+        }
     }
 }
