@@ -294,3 +294,52 @@ void ck_pool_run(ck_pool *pool, long owner, long count, ck_team_task task, void 
         if (++idle < CK_SPIN_ROUNDS) ck_pause(); else sched_yield();
     }
 }
+
+// ---- rows handed over mid-loop ----
+
+enum { CK_HANDOVER_IDLE, CK_HANDOVER_RUNNING, CK_HANDOVER_REQUESTED, CK_HANDOVER_FINISHED, CK_HANDOVER_CUT };
+
+struct ck_handover {
+    atomic_long state;    // a CK_HANDOVER_* value; CK_HANDOVER_CUT + step after a cut at `step`
+    atomic_long done;     // 1 once the asking thread has run the given-away rows
+};
+
+ck_handover *ck_handover_create(void) { return calloc(1, sizeof(ck_handover)); }
+
+void ck_handover_destroy(ck_handover *handover) { free(handover); }
+
+void ck_handover_begin(ck_handover *handover) { atomic_store(&handover->state, CK_HANDOVER_RUNNING); }
+
+int ck_handover_poll(ck_handover *handover, long remaining, long minimum) {
+    if (atomic_load_explicit(&handover->state, memory_order_relaxed) != CK_HANDOVER_REQUESTED) return 0;
+    if (remaining >= minimum) return 1;
+    atomic_store(&handover->state, CK_HANDOVER_FINISHED);   // too late to pay: declined
+    return 0;
+}
+
+void ck_handover_cut(ck_handover *handover, long step) {
+    atomic_store(&handover->state, CK_HANDOVER_CUT + step);   // sequentially consistent: publishes
+}
+
+void ck_handover_end(ck_handover *handover) {
+    long state = atomic_load(&handover->state);
+    if (state >= CK_HANDOVER_CUT) {
+        for (long idle = 0; !atomic_load(&handover->done);)
+            if (++idle < CK_SPIN_ROUNDS) ck_pause(); else sched_yield();
+        return;
+    }
+    atomic_store(&handover->state, CK_HANDOVER_FINISHED);   // also declines a pending request
+}
+
+long ck_handover_request(ck_handover *handover) {
+    long expected = CK_HANDOVER_RUNNING;
+    if (!atomic_compare_exchange_strong(&handover->state, &expected, CK_HANDOVER_REQUESTED)) return -1;
+    for (long idle = 0;;) {
+        long state = atomic_load(&handover->state);
+        if (state >= CK_HANDOVER_CUT) return state - CK_HANDOVER_CUT;
+        if (state == CK_HANDOVER_FINISHED) return -1;
+        if (++idle < CK_SPIN_ROUNDS) ck_pause(); else sched_yield();
+    }
+}
+
+void ck_handover_done(ck_handover *handover) { atomic_store(&handover->done, 1); }

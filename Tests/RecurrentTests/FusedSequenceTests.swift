@@ -377,6 +377,87 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         }
     }
 
+    /// A time loop that hands half of its rows to another thread mid-sequence (`RowHandover`,
+    /// as the two directions of a bidirectional layer do) gives the same bits as one that keeps
+    /// them, wherever the cut falls: forward outputs and final states, and the gradients (the
+    /// bias gradients are summed per half of the rows either way). A helper thread asks from the
+    /// start of the owner's loop or after a delay that differs per attempt.
+    @Test(arguments: [CellKind.lstm, .gru, .rnnTanh])
+    func handedOverRowsLeaveResultsUnchanged(_ kind: CellKind) {
+        let T = 120, B = 9, I = 16, H = 64, G = kind.gateCount
+        var rng = RandomGenerator(seed: 41)
+        let x = rng.uniformTensor([T, B, I], low: -1, high: 1)
+        let wih = rng.uniformTensor([G * H, I], low: -0.3, high: 0.3), whh = rng.uniformTensor([G * H, H], low: -0.3, high: 0.3)
+        let bih = rng.uniformTensor([G * H], low: -0.3, high: 0.3), bhh = rng.uniformTensor([G * H], low: -0.3, high: 0.3)
+        let h0 = rng.uniformTensor([B, H], low: -1, high: 1)
+        let c0: Tensor? = kind == .lstm ? rng.uniformTensor([B, H], low: -1, high: 1) : nil
+        let dy = rng.uniformTensor([T, B, H], low: -1, high: 1)
+        let lengths = [120, 1, 0, 17, 120, 119, 4, 120, 62]
+        /// Runs the helper's `help()` on its own thread (running when `init` returns), from `delay`
+        /// µs on, until it takes rows or `stop()`; `stop` returns the step it took them from.
+        final class Helper: @unchecked Sendable {
+            let lock = NSLock(), running = DispatchSemaphore(value: 0), finished = DispatchSemaphore(value: 0)
+            var stopped = false, step: Int? = nil
+            init(_ handover: RowHandover, delay: UInt32) {
+                Thread.detachNewThread { [self] in
+                    running.signal()
+                    if delay > 0 { usleep(delay) }
+                    while true {
+                        if let s = handover.help() { lock.lock(); step = s; lock.unlock(); break }
+                        lock.lock(); let done = stopped; lock.unlock()
+                        if done { break }
+                    }
+                    finished.signal()
+                }
+                running.wait()
+            }
+            func stop() -> Int? {
+                lock.lock(); stopped = true; lock.unlock()
+                finished.wait()
+                return step
+            }
+        }
+        func run(delay: UInt32?) -> (results: [Tensor], cuts: [Int?]) {
+            let forwardHandover = RowHandover()
+            let forwardHelper = delay.map { Helper(forwardHandover, delay: $0) }
+            var output = [Float](repeating: 0, count: T * B * H)
+            let f = output.withUnsafeMutableBufferPointer {
+                FusedSequence.run(kind: kind, x: x, weightIH: wih, weightHH: whh, biasIH: bih, biasHH: bhh, h0: h0, c0: c0,
+                                  lengths: lengths, reverse: kind == .gru, saveForBackward: true, execution: .automatic,
+                                  threads: 1, output: $0.baseAddress!, outputStride: H, handover: forwardHandover)
+            }
+            let forwardCut = forwardHelper?.stop()
+            let backwardHandover = RowHandover()
+            let backwardHelper = delay.map { Helper(backwardHandover, delay: $0) }
+            let g = dy.data.withUnsafeBufferPointer {
+                FusedSequence.gradients(f.context!, dOutput: ($0.baseAddress!, H), dhN: nil, dcN: nil, inputGradient: true,
+                                        threads: 1, handover: (backwardHandover, RowHandover()))
+            }
+            let backwardCut = backwardHelper?.stop()
+            let results = [Tensor(shape: [T, B, H], data: output), f.hN, f.cN ?? f.hN, g.dx!, g.dWeightIH, g.dWeightHH,
+                           g.dBiasIH, g.dBiasHH, g.dh0, g.dc0 ?? g.dh0]
+            return (results, [forwardCut, backwardCut])
+        }
+        let kept = run(delay: nil)
+        var cuts: [Int] = []
+        // Until rows have changed hands in 6 runs (a helper thread may not get a core in time
+        // while other tests run), at most 40 runs.
+        for attempt in 0..<40 where cuts.count < 6 {
+            let delay: UInt32 = [0, 0, 50, 200][attempt % 4]
+            let handed = run(delay: delay)
+            cuts += handed.cuts.compactMap { $0 }
+            for (k, (a, b)) in zip(handed.results, kept.results).enumerated() {
+                // The weight gradients (4, 5) come from one BLAS product after the loop, whose
+                // thread count tests running alongside may change (`withTeamThreads` sets it for
+                // the whole process); the gate gradients they are made of are compared bit for bit
+                // through dx and the bias gradients.
+                let same = k == 4 || k == 5 ? a.maxAbsDifference(b) <= 1e-5 * max(1, b.data.map(abs).max() ?? 0) : a == b
+                #expect(same, "\(kind): result \(k) differs by \(a.maxAbsDifference(b)) with cuts at \(handed.cuts)")
+            }
+        }
+        #expect(!cuts.isEmpty, "\(kind): no rows changed hands in 40 runs")
+    }
+
     /// The split follows what each thread would stream per step: rows when the recurrent weights
     /// stay in a core's cache or each thread has 32 rows or more (C1, C2, the char-LM), units when
     /// few rows would each stream large weights (C4: 8 rows per thread, 16 MB of `W_hh`) or at

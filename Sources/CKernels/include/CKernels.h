@@ -206,6 +206,30 @@ void ck_pool_start(ck_pool *pool, long owner);
 /// has added its pieces and all added pieces have finished. Each piece runs exactly once, on
 /// whichever owner's thread claims it. Every owner that calls ck_pool_start must call this once.
 void ck_pool_run(ck_pool *pool, long owner, long count, ck_team_task task, void *context);
+/// Rows of a time loop that the loop's owner hands to another thread mid-sequence: when a
+/// thread has finished its own loop it asks (ck_handover_request), and the owner, at its next
+/// step, keeps half of its rows and lets the asking thread run the other half's remaining steps.
+typedef struct ck_handover ck_handover;
+ck_handover *ck_handover_create(void);
+void ck_handover_destroy(ck_handover *handover);
+/// Owner: its loop has begun (only a begun loop is waited for).
+void ck_handover_begin(ck_handover *handover);
+/// Owner, before step `step` of its loop with `remaining` steps left (this one included):
+/// 1 when a request is pending and `remaining` is at least `minimum` — from this step on the
+/// asking thread runs the given-away rows, and the owner publishes what it gives before calling
+/// ck_handover_cut — else 0 (a pending request is then declined).
+int ck_handover_poll(ck_handover *handover, long remaining, long minimum);
+/// Owner: hands over from step `step` (after a poll returned 1; publishes everything stored before).
+void ck_handover_cut(ck_handover *handover, long step);
+/// Owner, after its loop: declines any pending request, or, after a cut, waits until the asking
+/// thread has run the given-away rows.
+void ck_handover_end(ck_handover *handover);
+/// Another thread, done with its own loop: the step from which to run the given-away rows
+/// (then call ck_handover_done), or -1 when there is nothing to take (the owner has not begun,
+/// has finished, or declined).
+long ck_handover_request(ck_handover *handover);
+/// The asking thread has run the given-away rows.
+void ck_handover_done(ck_handover *handover);
 /// A monotonic clock in nanoseconds.
 long ck_now_ns(void);
 /// For work shared by a caller and one helper: how many of `count` items (a multiple of

@@ -6,7 +6,8 @@
 /// direction's `W_hh` (and `W_ih`) in cache, and each thread's products see all B rows instead of
 /// half. Each direction writes its output straight into its half of the side-by-side output
 /// `[y_f | y_r]` and reads its output gradient from there, so no copies join or split them.
-/// After the backward time loops, the weight gradients (in fixed chunks of the rows) and
+/// When one core runs slower, the thread that finishes its time loop first takes half of the
+/// other direction's rows for the rest of that loop (`RowHandover`). After the backward time loops, the weight gradients (in fixed chunks of the rows) and
 /// input gradients of both directions are pieces of a `PiecePool`, so when one core runs slower
 /// the other takes over part of its direction's products. The results are those of two
 /// `FusedSequence.apply` calls up to float rounding (the same kernels; a thread split sums the
@@ -40,11 +41,15 @@ extension FusedSequence {
         var finals: [(hN: Tensor, cN: Tensor?, context: Context?)] = []
         let output = [Float](unsafeUninitializedCapacity: max(count, 1)) { out, initialized in
             let sideBySide = out.baseAddress!
+            let handovers = [RowHandover(), RowHandover()]
             finals = inParallel(2) { d in
-                run(kind: kind, x: x.value, weightIH: parameters[d].weightIH.value, weightHH: parameters[d].weightHH.value,
-                    biasIH: parameters[d].biasIH.value, biasHH: parameters[d].biasHH.value, h0: h0[d].value,
-                    c0: c0?[d].value, lengths: lengths, reverse: d == 1, saveForBackward: recording,
-                    execution: .automatic, threads: 1, output: sideBySide + d * H, outputStride: 2 * H)
+                let final = run(kind: kind, x: x.value, weightIH: parameters[d].weightIH.value,
+                                weightHH: parameters[d].weightHH.value, biasIH: parameters[d].biasIH.value,
+                                biasHH: parameters[d].biasHH.value, h0: h0[d].value, c0: c0?[d].value, lengths: lengths,
+                                reverse: d == 1, saveForBackward: recording, execution: .automatic, threads: 1,
+                                output: sideBySide + d * H, outputStride: 2 * H, handover: handovers[d])
+                handovers[1 - d].help()
+                return final
             }
             initialized = count
         }
@@ -63,11 +68,12 @@ extension FusedSequence {
             // Each direction's weight (and input) gradients after its time loop are pieces either
             // thread may run, so the thread that finishes its loop first takes some of the other's.
             let pool = PiecePool(owners: 2)
+            let handovers = [RowHandover(), RowHandover()]
             let backward = { (dOutput: UnsafePointer<Float>?) in
                 inParallel(2) { d in
                     gradients(contexts[d], dOutput: dOutput.map { ($0 + d * H, 2 * H) }, dhN: g[1 + d],
                               dcN: hasCell ? g[3 + d] : nil, inputGradient: inputGradient, threads: 1,
-                              sharing: (pool, d))
+                              sharing: (pool, d), handover: (handovers[d], handovers[1 - d]))
                 }
             }
             let grads = g[0].map { dy in dy.data.withUnsafeBufferPointer { backward($0.baseAddress) } } ?? backward(nil)

@@ -43,9 +43,15 @@ extension FusedSequence {
     /// With `sharing`, the whole-sequence products after the time loop (the weight gradients, in
     /// fixed chunks of the T·B rows summed in order, and `dx`) go to the pool as `owner`'s pieces,
     /// which the other owners' threads may run (each owner single-threaded, `threads` 1).
+    /// With `handover` (one thread, beside another direction's loop), another thread that
+    /// finishes its own loop first may take half of the rows for the rest of this loop, and this
+    /// thread, once its loop is done, takes some of the rows of `handover.other`'s loop
+    /// (`RowHandover`); the bias gradients are then summed per half of the rows, so the results
+    /// do not depend on whether or where the rows changed hands.
     static func gradients(_ ctx: Context, dOutput: (pointer: UnsafePointer<Float>, stride: Int)?, dhN: Tensor?,
                           dcN: Tensor?, inputGradient: Bool,
-                          threads: Int, sharing: (pool: PiecePool, owner: Int)? = nil) -> Gradients {
+                          threads: Int, sharing: (pool: PiecePool, owner: Int)? = nil,
+                          handover: (own: RowHandover, other: RowHandover)? = nil) -> Gradients {
         let T = ctx.steps, B = ctx.batch, I = ctx.inputSize, H = ctx.hiddenSize
         let G = ctx.kind.gateCount, GH = G * H, BH = B * H
         if let dhN { precondition(dhN.shape == [B, H], "FusedSequence.backward: dhN must be [\(B), \(H)], got \(dhN.shape)") }
@@ -53,8 +59,10 @@ extension FusedSequence {
 
         if let sharing { sharing.pool.start(owner: sharing.owner) }
         let split = ctx.execution.split(batch: B, hidden: H, gates: G, threads: threads)
+        let ownHandover = split == .none && B >= 2 && ctx.execution.packedProducts && StepProduct.packedKernelIsFast
+            ? handover?.own : nil
         let accumulators: Int
-        if case .rows(let parts) = split { accumulators = parts } else { accumulators = 1 }
+        if case .rows(let parts) = split { accumulators = parts } else { accumulators = ownHandover == nil ? 1 : 2 }
         // The gate gradients dG [T, B, G·H] replace the saved gates of the same shape (LSTM, GRU;
         // step t reads its gates before writing its gradients), which saves that much memory
         // (13 MB at T=100, B=32, H=256 LSTM) and leaves the context used up.
@@ -83,8 +91,9 @@ extension FusedSequence {
                 lengths: ctx.lengths?.pointer, dOutput: dOutput?.pointer, dOutputStride: dOutput?.stride ?? H,
                 dh: dh.pointer, dc: dc?.pointer, dGates: dGates.pointer, dHiddenGates: dHiddenGates?.pointer,
                 biasSums: biasSums.pointer, hiddenBiasSums: hiddenBiasSums?.pointer)
-            runner.run(split)
+            if let ownHandover { runner.run(handingOver: ownHandover) } else { runner.run(split) }
         }
+        handover?.other.help()
 
         // Whole-sequence products over the T·B rows.
         let rows = T * B
@@ -293,6 +302,32 @@ struct BackwardRunner: @unchecked Sendable {
                 if i < T { gates(time(i), rows: 0..<B, units: units, part: 0) }
             }
         }
+    }
+
+    /// The loop on one thread, whose second half of the rows may go to another thread
+    /// (`RowHandover`) from any step on; each half sums its bias gradients into its own row of
+    /// `biasSums` (parts 0 and 1), whoever runs it.
+    func run(handingOver handover: RowHandover) {
+        let T = steps, B = batch, H = hidden
+        let kept = 0..<(B / 2), given = (B / 2)..<B
+        var all = true
+        handover.begin()
+        for i in 0..<T {
+            let t = time(i)
+            if all && handover.isAsked(remaining: T - i) {
+                all = false
+                handover.handOver(atStep: i) { from in
+                    for j in from..<T {
+                        gates(time(j), rows: given, units: 0..<H, part: 1)
+                        propagate(time(j), rows: given, units: 0..<H)
+                    }
+                }
+            }
+            gates(t, rows: kept, units: 0..<H, part: 0)
+            if all { gates(t, rows: given, units: 0..<H, part: 1) }
+            propagate(t, rows: all ? 0..<B : kept, units: 0..<H)
+        }
+        handover.end()
     }
 
     /// The time index of the `i`-th step of the backward pass (the forward order reversed).

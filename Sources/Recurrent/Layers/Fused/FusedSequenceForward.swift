@@ -54,10 +54,13 @@ extension FusedSequence {
 
     /// `forward` writing the output into `output`, row `t·B + b` of `[T, B, H]` at
     /// `output + (t·B + b)·outputStride` (a stride of 2H puts two directions side by side).
+    /// With `handover` and one thread, another thread that finishes its own work first may take
+    /// half of the rows for the rest of the sequence (`RowHandover`).
     static func run(kind: CellKind, x: Tensor, weightIH: Tensor, weightHH: Tensor,
                     biasIH: Tensor, biasHH: Tensor, h0: Tensor, c0: Tensor?,
                     lengths: [Int]?, reverse: Bool, saveForBackward: Bool, execution: Execution,
-                    threads: Int, symbols: [Int]? = nil, output: UnsafeMutablePointer<Float>, outputStride: Int)
+                    threads: Int, symbols: [Int]? = nil, output: UnsafeMutablePointer<Float>, outputStride: Int,
+                    handover: RowHandover? = nil)
         -> (hN: Tensor, cN: Tensor?, context: Context?) {
         precondition(x.rank == 3, "FusedSequence: x must be [T, B, I], got \(x.shape)")
         let T = x.shape[0], B = x.shape[1], I = x.shape[2]
@@ -165,7 +168,8 @@ extension FusedSequence {
                     packedIH: unitsProjection?.pointer,
                     lengths: lengthBuffer?.pointer, projections: projections.pointer,
                     hiddenProduct: hiddenProduct.pointer, biasIH: bih.start, biasHH: bhh.start, output: output,
-                    outputStride: outputStride)
+                    outputStride: outputStride,
+                    handover: execution.packedProducts && StepProduct.packedKernelIsFast ? handover : nil)
                 runner.run(split)
                 withExtendedLifetime((unitsProjection, inputTable)) {}
             } } } } }
@@ -226,15 +230,40 @@ struct ForwardRunner: @unchecked Sendable {
     /// `[T, B, H]`, row `t·B + b` at `output + (t·B + b)·outputStride`.
     let output: UnsafeMutablePointer<Float>
     let outputStride: Int
+    /// For a loop on one thread (`.none`) beside another thread's loop: half of the rows may go
+    /// to that thread when it is done first (only with our packed kernels, whose rows come out
+    /// alike in any block); nil otherwise.
+    let handover: RowHandover?
 
     func run(_ split: WorkSplit) {
         let T = steps, B = batch, H = hidden
         switch split {
         case .none:
-            for i in 0..<T {
-                step(time(i), rows: 0..<B, units: 0..<H)
-                copyNextInput(i, rows: 0..<B)
+            guard let handover, B >= 2 else {
+                for i in 0..<T {
+                    step(time(i), rows: 0..<B, units: 0..<H)
+                    copyNextInput(i, rows: 0..<B)
+                }
+                return
             }
+            // Half of the rows may go to another thread mid-sequence (see `handover`).
+            var rows = 0..<B
+            let given = (B / 2)..<B
+            handover.begin()
+            for i in 0..<T {
+                if rows.count == B && handover.isAsked(remaining: T - i) {
+                    rows = 0..<(B / 2)
+                    handover.handOver(atStep: i) { from in
+                        for j in from..<T {
+                            step(time(j), rows: given, units: 0..<H)
+                            copyNextInput(j, rows: given)
+                        }
+                    }
+                }
+                step(time(i), rows: rows, units: 0..<H)
+                copyNextInput(i, rows: rows)
+            }
+            handover.end()
         case .rows(let parts):
             // Rows do not interact, so the slices can follow the threads' speeds.
             runBalancedParts(parts, count: B, quantum: 2, balanced: balancesSlices) { rows in
