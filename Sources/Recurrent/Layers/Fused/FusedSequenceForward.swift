@@ -239,31 +239,7 @@ struct ForwardRunner: @unchecked Sendable {
         let T = steps, B = batch, H = hidden
         switch split {
         case .none:
-            guard let handover, B >= 2 else {
-                for i in 0..<T {
-                    step(time(i), rows: 0..<B, units: 0..<H)
-                    copyNextInput(i, rows: 0..<B)
-                }
-                return
-            }
-            // Half of the rows may go to another thread mid-sequence (see `handover`).
-            var rows = 0..<B
-            let given = (B / 2)..<B
-            handover.begin()
-            for i in 0..<T {
-                if rows.count == B && handover.isAsked(remaining: T - i) {
-                    rows = 0..<(B / 2)
-                    handover.handOver(atStep: i) { from in
-                        for j in from..<T {
-                            step(time(j), rows: given, units: 0..<H)
-                            copyNextInput(j, rows: given)
-                        }
-                    }
-                }
-                step(time(i), rows: rows, units: 0..<H)
-                copyNextInput(i, rows: rows)
-            }
-            handover.end()
+            loop(rows: 0..<B, handover: handover)
         case .rows(let parts):
             // Rows do not interact, so the slices can follow the threads' speeds.
             runBalancedParts(parts, count: B, quantum: 2, balanced: balancesSlices) { rows in
@@ -275,10 +251,7 @@ struct ForwardRunner: @unchecked Sendable {
                                      states.hiddenStorage.pointer + first * width, width)
                     }
                 }
-                for i in 0..<T {
-                    step(time(i), rows: rows, units: 0..<H)
-                    copyNextInput(i, rows: rows)
-                }
+                loop(rows: rows, handover: nil)
             }
         case .units(let parts):
             // Each unit's results are the same whichever thread computes it, so the slices can
@@ -294,6 +267,37 @@ struct ForwardRunner: @unchecked Sendable {
                 copyNextInput(i, rows: WorkSplit.slice(p, of: parts, count: B))
             }
         }
+    }
+
+    /// The whole time loop for `rows`. With `handover` the second half of the rows may go to
+    /// another thread from any step on (`RowHandover.handOver`).
+    func loop(rows: Range<Int>, handover: RowHandover?) {
+        let T = steps, H = hidden
+        guard let handover, rows.count >= 2 else {
+            for i in 0..<T {
+                step(time(i), rows: rows, units: 0..<H)
+                copyNextInput(i, rows: rows)
+            }
+            return
+        }
+        let half = rows.lowerBound + rows.count / 2
+        let given = half..<rows.upperBound
+        var own = rows
+        handover.begin()
+        for i in 0..<T {
+            if own == rows && handover.isAsked(remaining: T - i) {
+                own = rows.lowerBound..<half
+                handover.handOver(atStep: i) { from in
+                    for j in from..<T {
+                        step(time(j), rows: given, units: 0..<H)
+                        copyNextInput(j, rows: given)
+                    }
+                }
+            }
+            step(time(i), rows: own, units: 0..<H)
+            copyNextInput(i, rows: own)
+        }
+        handover.end()
     }
 
     /// The time index of the `i`-th processed step.
