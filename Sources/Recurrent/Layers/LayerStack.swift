@@ -96,7 +96,7 @@ struct LayerStack {
             let initials = (0..<directions).map { direction in
                 initialRows.map { rows in rows.map { $0[layer * directions + direction] } }
             }
-            func check(_ final: [Variable]) {
+            func appendFinal(_ final: [Variable]) {
                 precondition(final.count == stateComponentCount,
                              "recurrent layer: a direction returned \(final.count) state components")
                 finals.append(final)
@@ -106,7 +106,7 @@ struct LayerStack {
                 let both = runBothDirections(layer, layerInput, initials, lengths)
                 precondition(both.output.shape == [steps, batch, 2 * hiddenSize] && both.finals.count == 2,
                              "recurrent layer: both directions returned output \(both.output.shape) and \(both.finals.count) states")
-                both.finals.forEach(check)
+                both.finals.forEach(appendFinal)
                 y = mergeMode.merge(sideBySide: both.output)
             } else {
                 var outputs: [Variable] = []
@@ -115,7 +115,7 @@ struct LayerStack {
                     precondition(output.shape == [steps, batch, hiddenSize],
                                  "recurrent layer: a direction returned output \(output.shape)")
                     outputs.append(output)
-                    check(final)
+                    appendFinal(final)
                 }
                 y = outputs.count == 2 ? mergeMode.merge(outputs[0], outputs[1]) : outputs[0]
             }

@@ -7,9 +7,10 @@
 /// half. Each direction writes its output straight into its half of the side-by-side output
 /// `[y_f | y_r]` and reads its output gradient from there, so no copies join or split them.
 /// When one core runs slower, the thread that finishes its time loop first takes half of the
-/// other direction's rows for the rest of that loop (`RowHandover`). After the backward time loops, the weight gradients (in fixed chunks of the rows) and
-/// input gradients of both directions are pieces of a `PiecePool`, so when one core runs slower
-/// the other takes over part of its direction's products. The results are those of two
+/// other direction's rows for the rest of that loop (`RowHandover`), and after the backward time
+/// loops the weight gradients (in fixed chunks of the rows) and input gradients of both
+/// directions are pieces of a `PiecePool`, so the other core takes over part of the slower one's
+/// products too. The results are those of two
 /// `FusedSequence.apply` calls up to float rounding (the same kernels; a thread split sums the
 /// bias gradients, and the chunks the weight gradients, in another order); `dx` is the sum of the
 /// two directions' input gradients.
