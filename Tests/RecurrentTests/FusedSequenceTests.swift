@@ -271,15 +271,12 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
     /// Every thread split and both product back ends give the results of the single-threaded run.
     @Test(arguments: CellKind.allCases)
     func executionVariantsAgree(_ kind: CellKind) {
-        let T = 3, I = 5, H = 64, G = kind.gateCount
+        let T = 3, I = 5, H = 64
         for (B, lengths) in [(5, [3, 1, 0, 2, 3] as [Int]?), (9, [3, 1, 0, 2, 3, 3, 1, 2, 3]), (1, nil)] {
             var rng = RandomGenerator(seed: 21)
-            let x = rng.uniformTensor([T, B, I], low: -1, high: 1)
-            let wih = rng.uniformTensor([G * H, I], low: -0.3, high: 0.3), whh = rng.uniformTensor([G * H, H], low: -0.3, high: 0.3)
-            let bih = rng.uniformTensor([G * H], low: -0.3, high: 0.3), bhh = rng.uniformTensor([G * H], low: -0.3, high: 0.3)
-            let h0 = rng.uniformTensor([B, H], low: -1, high: 1)
-            let c0: Tensor? = kind == .lstm ? rng.uniformTensor([B, H], low: -1, high: 1) : nil
-            let dy = rng.uniformTensor([T, B, H], low: -1, high: 1), dhN = rng.uniformTensor([B, H], low: -1, high: 1)
+            let data = RandomSequenceData(kind: kind, T: T, B: B, I: I, H: H, rng: &rng)
+            let (x, wih, whh, bih, bhh, h0, c0, dy) = (data.x, data.wih, data.whh, data.bih, data.bhh, data.h0, data.c0, data.dy)
+            let dhN = rng.uniformTensor([B, H], low: -1, high: 1)
             let dcN: Tensor? = kind == .lstm ? rng.uniformTensor([B, H], low: -1, high: 1) : nil
             for reverse in [false, true] {
                 func run(_ execution: FusedSequence.Execution) -> [Tensor] {
@@ -350,13 +347,10 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
     /// must be the same to the bit, or the same seed would not give the same training run.
     @Test(arguments: [WorkSplit.rows(parts: 2), .units(parts: 2)])
     func balancedSlicesLeaveResultsUnchanged(_ split: WorkSplit) {
-        let T = 4, B = 32, I = 64, H = 128, G = 4
+        let T = 4, B = 32, I = 64, H = 128
         var rng = RandomGenerator(seed: 22)
-        let x = rng.uniformTensor([T, B, I], low: -1, high: 1)
-        let wih = rng.uniformTensor([G * H, I], low: -0.3, high: 0.3), whh = rng.uniformTensor([G * H, H], low: -0.3, high: 0.3)
-        let bih = rng.uniformTensor([G * H], low: -0.3, high: 0.3), bhh = rng.uniformTensor([G * H], low: -0.3, high: 0.3)
-        let h0 = rng.uniformTensor([B, H], low: -1, high: 1), c0 = rng.uniformTensor([B, H], low: -1, high: 1)
-        let dy = rng.uniformTensor([T, B, H], low: -1, high: 1)
+        let data = RandomSequenceData(kind: .lstm, T: T, B: B, I: I, H: H, rng: &rng)
+        let (x, wih, whh, bih, bhh, h0, c0, dy) = (data.x, data.wih, data.whh, data.bih, data.bhh, data.h0, data.c0, data.dy)
         func run(callerShare: Double) -> [Tensor] {
             // Reports of a caller that takes 1 of 2 items and is slower (or faster) move its
             // share to the limit (30% or 70%). Tests running alongside may move it again, which
@@ -384,14 +378,10 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
     /// start of the owner's loop or after a delay that differs per attempt.
     @Test(arguments: [CellKind.lstm, .gru, .rnnTanh])
     func handedOverRowsLeaveResultsUnchanged(_ kind: CellKind) {
-        let T = 120, B = 9, I = 16, H = 64, G = kind.gateCount
+        let T = 120, B = 9, I = 16, H = 64
         var rng = RandomGenerator(seed: 41)
-        let x = rng.uniformTensor([T, B, I], low: -1, high: 1)
-        let wih = rng.uniformTensor([G * H, I], low: -0.3, high: 0.3), whh = rng.uniformTensor([G * H, H], low: -0.3, high: 0.3)
-        let bih = rng.uniformTensor([G * H], low: -0.3, high: 0.3), bhh = rng.uniformTensor([G * H], low: -0.3, high: 0.3)
-        let h0 = rng.uniformTensor([B, H], low: -1, high: 1)
-        let c0: Tensor? = kind == .lstm ? rng.uniformTensor([B, H], low: -1, high: 1) : nil
-        let dy = rng.uniformTensor([T, B, H], low: -1, high: 1)
+        let data = RandomSequenceData(kind: kind, T: T, B: B, I: I, H: H, rng: &rng)
+        let (x, wih, whh, bih, bhh, h0, c0, dy) = (data.x, data.wih, data.whh, data.bih, data.bhh, data.h0, data.c0, data.dy)
         let lengths = [120, 1, 0, 17, 120, 119, 4, 120, 62]
         /// Runs the helper's `help()` on its own thread (running when `init` returns), from `delay`
         /// µs on, until it takes rows or `stop()`; `stop` returns the step it took them from.
@@ -707,4 +697,22 @@ private func maxDifference(_ a: [Float], _ b: [Double]) -> Double {
 struct UncheckedPointer<T>: @unchecked Sendable {
     let pointer: UnsafeMutablePointer<T>
     init(_ pointer: UnsafeMutablePointer<T>) { self.pointer = pointer }
+}
+
+/// Random data for one fused sequence, drawn in this order: `x [T, B, I]` in ±1, the weights and
+/// biases in ±0.3, `h0 [B, H]` and (LSTM) `c0` in ±1, and the output gradient `dy [T, B, H]` in ±1.
+private struct RandomSequenceData {
+    let x: Tensor, wih: Tensor, whh: Tensor, bih: Tensor, bhh: Tensor, h0: Tensor, c0: Tensor?, dy: Tensor
+
+    init(kind: CellKind, T: Int, B: Int, I: Int, H: Int, rng: inout RandomGenerator) {
+        let GH = kind.gateCount * H
+        x = rng.uniformTensor([T, B, I], low: -1, high: 1)
+        wih = rng.uniformTensor([GH, I], low: -0.3, high: 0.3)
+        whh = rng.uniformTensor([GH, H], low: -0.3, high: 0.3)
+        bih = rng.uniformTensor([GH], low: -0.3, high: 0.3)
+        bhh = rng.uniformTensor([GH], low: -0.3, high: 0.3)
+        h0 = rng.uniformTensor([B, H], low: -1, high: 1)
+        c0 = kind == .lstm ? rng.uniformTensor([B, H], low: -1, high: 1) : nil
+        dy = rng.uniformTensor([T, B, H], low: -1, high: 1)
+    }
 }
