@@ -4,6 +4,9 @@ import CKernels
 // bound by the bytes a core moves, and each core brings its own share. Inside a parallel part
 // they run on the calling thread alone (`withTeamThreads` reports one thread there).
 
+/// Floats from which a copy, fill or sum is shared between the team's threads.
+let sharedMemoryFloats = 1 << 18
+
 /// `dst[r, 0..<cols] = src[r, 0..<cols]` for `rows` rows with row strides `ldSrc` and `ldDst`
 /// (a block of columns into or out of a wider matrix), the rows shared between the team's
 /// threads from 256K floats.
@@ -19,7 +22,7 @@ func copyRows(_ rows: Int, _ cols: Int, from src: UnsafePointer<Float>, _ ldSrc:
 func copyRows(_ rows: Int, _ cols: Int, from src: UnsafePointer<Float>, _ ldSrc: Int,
               to dst: UnsafeMutablePointer<Float>, _ ldDst: Int, threads: Int) {
     if rows <= 0 || cols <= 0 { return }
-    let parts = rows * cols >= 1 << 18 ? max(1, min(threads, rows)) : 1
+    let parts = rows * cols >= sharedMemoryFloats ? max(1, min(threads, rows)) : 1
     let job = RowCopyJob(src: src, ldSrc: ldSrc, dst: dst, ldDst: ldDst, cols: cols)
     runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: rows)) }
 }
@@ -41,7 +44,7 @@ private struct RowCopyJob: @unchecked Sendable {
 /// floats (the seed gradient of a sum, zero tensors).
 func fill(_ pointer: UnsafeMutablePointer<Float>, count: Int, with value: Float) {
     if count <= 0 { return }
-    guard count >= 1 << 18 else {
+    guard count >= sharedMemoryFloats else {
         pointer.initialize(repeating: value, count: count)
         return
     }

@@ -112,7 +112,7 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
     /// the same result on any number of threads.
     public static func sum(_ x: [Float]) -> Float {
         x.withUnsafeBufferPointer { p in
-            guard p.count >= 1 << 18 else { return sum(p) }
+            guard p.count >= sharedMemoryFloats else { return sum(p) }
             let half = p.count / 2
             let halves = UnsafeMutablePointer<Float>.allocate(capacity: 2)
             defer { halves.deallocate() }

@@ -10,10 +10,9 @@
 /// other direction's rows for the rest of that loop (`RowHandover`), and after the backward time
 /// loops the weight gradients (in fixed chunks of the rows) and input gradients of both
 /// directions are pieces of a `PiecePool`, so the other core takes over part of the slower one's
-/// products too. The results are those of two
-/// `FusedSequence.apply` calls up to float rounding (the same kernels; a thread split sums the
-/// bias gradients, and the chunks the weight gradients, in another order); `dx` is the sum of the
-/// two directions' input gradients.
+/// products too. The results are those of two `FusedSequence.apply` calls up to float rounding
+/// (the same kernels; the halves of the rows sum the bias gradients, and the chunks the weight
+/// gradients, in another order); `dx` is the sum of the two directions' input gradients.
 extension FusedSequence {
     /// Whether `applyBothDirections` pays: two or three threads (one per direction; with four or
     /// more, splitting each direction between all threads in turn keeps every core busy).

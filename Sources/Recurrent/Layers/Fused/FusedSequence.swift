@@ -62,6 +62,12 @@ public enum FusedSequence {
 
         static let automatic = Execution(split: nil, packedProducts: StepProduct.packedKernelIsFast)
 
+        /// Whether every per-step product runs our packed kernels, which compute each row and
+        /// unit alike in any block: then slices may follow the threads' speeds and rows may change
+        /// threads mid-loop without changing results (BLAS may sum in another order for another
+        /// block size).
+        var computesRowsAlike: Bool { packedProducts && StepProduct.packedKernelIsFast }
+
         func split(batch: Int, hidden: Int, gates: Int, threads: Int) -> WorkSplit {
             split ?? WorkSplit.choose(batch: batch, hidden: hidden, gates: gates, threads: threads)
         }

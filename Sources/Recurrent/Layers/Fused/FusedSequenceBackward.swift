@@ -59,8 +59,7 @@ extension FusedSequence {
 
         if let sharing { sharing.pool.start(owner: sharing.owner) }
         let split = ctx.execution.split(batch: B, hidden: H, gates: G, threads: threads)
-        let ownHandover = split == .none && B >= 2 && ctx.execution.packedProducts && StepProduct.packedKernelIsFast
-            ? handover?.own : nil
+        let ownHandover = split == .none && B >= 2 && ctx.execution.computesRowsAlike ? handover?.own : nil
         let accumulators: Int
         if case .rows(let parts) = split { accumulators = parts } else { accumulators = ownHandover == nil ? 1 : 2 }
         // The gate gradients dG [T, B, G·H] replace the saved gates of the same shape (LSTM, GRU;
@@ -87,7 +86,7 @@ extension FusedSequence {
                 kind: ctx.kind, steps: T, batch: B, hidden: H, reverse: ctx.reverse, states: ctx.states,
                 product: StepProduct(weight: whh.start, gates: G, hidden: H, inputs: H, batch: B, forward: false, backward: T > 0,
                                          packed: ctx.execution.packedProducts, threads: threads),
-                balancesSlices: ctx.execution.packedProducts && StepProduct.packedKernelIsFast,
+                balancesSlices: ctx.execution.computesRowsAlike,
                 lengths: ctx.lengths?.pointer, dOutput: dOutput?.pointer, dOutputStride: dOutput?.stride ?? H,
                 dh: dh.pointer, dc: dc?.pointer, dGates: dGates.pointer, dHiddenGates: dHiddenGates?.pointer,
                 biasSums: biasSums.pointer, hiddenBiasSums: hiddenBiasSums?.pointer)

@@ -162,14 +162,14 @@ extension FusedSequence {
                                       backward: false, packed: true, threads: threads)
                         : nil,
                     input: px.start, copiesSavedInputs: savedInputsInParts,
-                    balancesSlices: execution.packedProducts && StepProduct.packedKernelIsFast,
+                    balancesSlices: execution.computesRowsAlike,
                     symbols: symbolBuffer.map { UnsafePointer($0.pointer) }, inputTable: inputTable.map { UnsafePointer($0.pointer) },
                     weightIH: wih.start,
                     packedIH: unitsProjection?.pointer,
                     lengths: lengthBuffer?.pointer, projections: projections.pointer,
                     hiddenProduct: hiddenProduct.pointer, biasIH: bih.start, biasHH: bhh.start, output: output,
                     outputStride: outputStride,
-                    handover: execution.packedProducts && StepProduct.packedKernelIsFast ? handover : nil)
+                    handover: execution.computesRowsAlike ? handover : nil)
                 runner.run(split)
                 withExtendedLifetime((unitsProjection, inputTable)) {}
             } } } } }
@@ -206,9 +206,8 @@ struct ForwardRunner: @unchecked Sendable {
     /// Whether each part of a rows split first copies its rows of every step's input beside the
     /// saved states (`[T, B, I + H]`), so the copy (4 MB at T=128, B=32, I=256) is shared too.
     let copiesSavedInputs: Bool
-    /// Whether the rows or units of a split may follow the threads' speeds (`runBalancedParts`):
-    /// only when every product of the loop is one of our packed kernels, which compute each row
-    /// and unit alike in any slice (BLAS may sum in another order for another block size).
+    /// Whether the rows or units of a split may follow the threads' speeds (`runBalancedParts`;
+    /// `Execution.computesRowsAlike`).
     let balancesSlices: Bool
     /// Gathered inputs (`forward(…, symbols:)`): the step's symbols `[T·B]` and the table
     /// `[I, G·H]` of their projections `W_ih[:, v] + b_ih`; nil otherwise.
