@@ -10,6 +10,9 @@
 // operating system has not scheduled (another process holds its core) never holds up a task:
 // the caller claims and runs the parts nobody took. A claim is a compare-and-swap on one word
 // holding (task generation, next part), which can only succeed for the task the claimer read.
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE   // sched_getaffinity, CPU_COUNT
+#endif
 #include "CKernels.h"
 #include <pthread.h>
 #include <sched.h>
@@ -17,6 +20,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #define CK_MAX_HELPERS 15
 #define CK_SPIN_ROUNDS 4000
@@ -69,6 +73,32 @@ static atomic_long ck_next_worker = 1;
 
 long ck_team_worker(void) { return ck_worker; }
 
+// The library's thread setting (0 until read or set: then the cores this process may use).
+static atomic_long ck_threads = 0;
+// Nesting depth of team work on this thread (ck_team_run on a caller; helpers are always inside).
+static _Thread_local long ck_inside = 0;
+
+static long ck_cores(void) {
+#if defined(__linux__)
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+#endif
+    long online = sysconf(_SC_NPROCESSORS_ONLN);
+    return online > 0 ? online : 1;
+}
+
+long ck_team_threads(void) {
+    long threads = atomic_load_explicit(&ck_threads, memory_order_relaxed);
+    if (threads > 0) return threads;
+    long expected = 0;
+    atomic_compare_exchange_strong(&ck_threads, &expected, ck_cores());
+    return atomic_load(&ck_threads);
+}
+
+void ck_team_set_threads(long threads) { atomic_store(&ck_threads, threads > 1 ? threads : 1); }
+
+long ck_team_available(void) { return ck_worker != 0 || ck_inside > 0 ? 1 : ck_team_threads(); }
+
 long ck_now_ns(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
@@ -99,9 +129,11 @@ static void *ck_helper_main(void *arg) {
 }
 
 void ck_team_run(long parts, ck_team_task task, void *context) {
+    ck_inside++;
     if (parts <= 1 || parts > CK_PART_MASK || pthread_mutex_trylock(&team.runLock) != 0) {
         // One part, or the team is busy (a nested or concurrent call): run everything here.
         for (long p = 0; p < (parts > 1 ? parts : 1); p++) task(context, p);
+        ck_inside--;
         return;
     }
     long wanted = parts - 1 < CK_MAX_HELPERS ? parts - 1 : CK_MAX_HELPERS;
@@ -134,6 +166,7 @@ void ck_team_run(long parts, ck_team_task task, void *context) {
         else ck_pause();
     }
     pthread_mutex_unlock(&team.runLock);
+    ck_inside--;
 }
 
 // ---- stepped tasks ----

@@ -71,7 +71,7 @@ struct Bench: ParsableCommand {
             print("config cell mode   threads  median_ms     min_ms  iters  tokens/s  GFLOP/s  of_peak  foreign status     peak_MB")
         }
         for t in list(threads).compactMap({ Int($0) }) {
-            BLAS.threads = t
+            ThreadTeam.threads = t
             for configName in list(configs) {
                 let config = BenchConfig.named(configName)!
                 for cellName in list(cells) {

@@ -20,13 +20,13 @@ struct Eval: ParsableCommand {
     @Option(help: "Text file to measure.") var data: String
     @Flag(help: "End stdout with one JSON object (loss, bits_per_char, perplexity, characters).") var json = false
     @Option(help: "Characters per forward pass (memory vs. speed; the result does not depend on it).") var chunk = 1024
-    @Option(help: "BLAS threads (default: all cores).") var threads: Int?
+    @Option(help: "Threads to share the work between (default: the cores this process may use).") var threads: Int?
 
     func run() throws {
         guard chunk > 0 else { throw ValidationError("--chunk must be positive") }
         if let threads {
             guard threads > 0 else { throw ValidationError("--threads must be positive") }
-            BLAS.threads = threads
+            ThreadTeam.threads = threads
         }
         let model = try LanguageModelCheckpoint.loadModel(checkpoint)
         let corpus = try TextCorpus.load(path: data, unit: model.vocabulary.unit)

@@ -19,14 +19,14 @@ struct Generate: ParsableCommand {
     @Option(name: .customLong("top-p"), help: "Sample among the most likely characters whose probability reaches p.") var topP: Float?
     @Flag(help: "Always take the most likely character.") var argmax = false
     @Option(help: "Random seed (default: a new one each run).") var seed: UInt64?
-    @Option(help: "BLAS threads (default 1: one character at a time does not parallelize).") var threads = 1
+    @Option(help: "Threads (default 1: one character at a time does not parallelize).") var threads = 1
 
     func run() throws {
         guard length >= 0 else { throw ValidationError("--length must be ≥ 0") }
         guard threads > 0 else { throw ValidationError("--threads must be positive") }
         let options = SamplingOptions(temperature: temperature, topK: topK, topP: topP, argmax: argmax)
         try options.validate()
-        BLAS.threads = threads
+        ThreadTeam.threads = threads
         let model = try LanguageModelCheckpoint.loadModel(checkpoint)
         let vocabulary = model.vocabulary
         let primeIndices: [Int]

@@ -51,13 +51,13 @@ struct Train: ParsableCommand {
     @Option(help: "Train/validation/test shares, contiguous (default 90,5,5).") var split: String?
     @Flag(help: "Model raw bytes instead of Unicode characters.") var bytes = false
     @Option(name: .customLong("sample-length"), help: "Characters sampled at each validation (default 200).") var sampleLength: Int?
-    @Option(help: "BLAS threads (default: all cores).") var threads: Int?
+    @Option(help: "Threads to share the work between (default: the cores this process may use).") var threads: Int?
     @Flag(help: "Print every event as one JSON line on stdout.") var json = false
 
     func run() throws {
         if let threads {
             guard threads > 0 else { throw ValidationError("--threads must be positive") }
-            BLAS.threads = threads
+            ThreadTeam.threads = threads
         }
         let trainer = try makeTrainer()
         let printer = ProgressPrinter(mode: ProgressPrinter.automaticMode(json: json))

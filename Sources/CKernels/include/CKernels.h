@@ -171,6 +171,14 @@ typedef void (*ck_team_task)(void *context, long part);
 /// time step is cheap) and sleep after a few hundred microseconds without work. A call made while
 /// the team is busy (nested or from another thread) runs all parts on its own thread.
 void ck_team_run(long parts, ck_team_task task, void *context);
+/// The library's thread setting: how many threads the team's work is shared between (the caller
+/// and threads - 1 helpers). Defaults to the cores this process may run on.
+long ck_team_threads(void);
+/// Sets the library's thread setting (values below 1 mean 1).
+void ck_team_set_threads(long threads);
+/// The threads work started on this thread may share: 1 inside a part of the team's work (a
+/// helper, or a caller while it runs its parts, where the team is busy), else ck_team_threads().
+long ck_team_available(void);
 
 /// The fp32 multiply-add peak of `threads` threads running at once, in FLOP/s: the best of
 /// `bursts` bursts (~23 ms each) of independent vector FMA chains on every thread (the widest

@@ -25,14 +25,11 @@ public enum BLAS {
         Int32, Int32, Int32, Int32, Float, UnsafePointer<Float>?, Int32,
         UnsafePointer<Float>?, Int32, Float, UnsafeMutablePointer<Float>?, Int32) -> Void
     typealias SetThreadsFn = @convention(c) (Int32) -> Void
-    typealias GetThreadsFn = @convention(c) () -> Int32
     typealias CoreNameFn = @convention(c) () -> UnsafeMutablePointer<CChar>?
 
     struct Library: @unchecked Sendable {
         let sgemm: SgemmFn
         let sgemv: SgemvFn
-        let setThreads: SetThreadsFn?
-        let getThreads: GetThreadsFn?
         let coreName: CoreNameFn?
         let forcedCoreType: String?
     }
@@ -45,7 +42,7 @@ public enum BLAS {
         defer { fclose(f) }
         var line = [CChar](repeating: 0, count: 8192)
         while fgets(&line, Int32(line.count), f) != nil {
-            let s = String(cString: line)
+            let s = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             if s.hasPrefix("flags") { return s.contains(" avx512f") && s.contains(" avx512bw") }
         }
         #endif
@@ -84,12 +81,11 @@ public enum BLAS {
             fputs("error: the loaded BLAS library has no cblas_sgemm/cblas_sgemv\n", stderr)
             exit(70)
         }
-        let lib = Library(sgemm: gemm, sgemv: gemv,
-                          setThreads: sym("openblas_set_num_threads", SetThreadsFn.self),
-                          getThreads: sym("openblas_get_num_threads", GetThreadsFn.self),
-                          coreName: sym("openblas_get_corename", CoreNameFn.self),
-                          forcedCoreType: forced)
-        return lib
+        // Every call the library makes is one thread's share of some work (`ThreadTeam`): BLAS
+        // itself runs single-threaded, set once here rather than around each call.
+        sym("openblas_set_num_threads", SetThreadsFn.self)?(1)
+        return Library(sgemm: gemm, sgemv: gemv, coreName: sym("openblas_get_corename", CoreNameFn.self),
+                       forcedCoreType: forced)
     }
     #endif
 
@@ -101,22 +97,6 @@ public enum BLAS {
         if let f = library.coreName, let p = f() { return "OpenBLAS " + String(cString: p) }
         return "BLAS"
         #endif
-    }
-
-    /// Number of threads BLAS uses. Defaults to the number of cores.
-    public static var threads: Int {
-        get {
-            #if canImport(Accelerate)
-            return 1
-            #else
-            return Int(library.getThreads?() ?? 1)
-            #endif
-        }
-        set {
-            #if !canImport(Accelerate)
-            library.setThreads?(Int32(max(1, newValue)))
-            #endif
-        }
     }
 
     /// `C[m×n] = alpha · op(A)[m×k] · op(B)[k×n] + beta · C`, row-major.

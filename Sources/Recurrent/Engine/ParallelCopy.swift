@@ -2,7 +2,7 @@ import CKernels
 
 // Copies and fills big enough to share between the team's threads: from 256K floats a copy is
 // bound by the bytes a core moves, and each core brings its own share. Inside a parallel part
-// they run on the calling thread alone (`withTeamThreads` reports one thread there).
+// they run on the calling thread alone (`ThreadTeam.available` is 1 there).
 
 /// Floats from which a copy, fill or sum is shared between the team's threads.
 let sharedMemoryFloats = 1 << 18
@@ -13,12 +13,10 @@ let sharedMemoryFloats = 1 << 18
 func copyRows(_ rows: Int, _ cols: Int, from src: UnsafePointer<Float>, _ ldSrc: Int,
               to dst: UnsafeMutablePointer<Float>, _ ldDst: Int) {
     if rows <= 0 || cols <= 0 { return }
-    withTeamThreads { threads in
-        copyRows(rows, cols, from: src, ldSrc, to: dst, ldDst, threads: threads)
-    }
+    copyRows(rows, cols, from: src, ldSrc, to: dst, ldDst, threads: ThreadTeam.available)
 }
 
-/// `copyRows` on up to `threads` threads (callers already inside `withTeamThreads`).
+/// `copyRows` on up to `threads` threads.
 func copyRows(_ rows: Int, _ cols: Int, from src: UnsafePointer<Float>, _ ldSrc: Int,
               to dst: UnsafeMutablePointer<Float>, _ ldDst: Int, threads: Int) {
     if rows <= 0 || cols <= 0 { return }
@@ -48,10 +46,8 @@ func fill(_ pointer: UnsafeMutablePointer<Float>, count: Int, with value: Float)
         pointer.initialize(repeating: value, count: count)
         return
     }
-    withTeamThreads { threads in
-        let parts = max(1, threads), job = FillJob(pointer: pointer, value: value)
-        runParts(parts) { p in job.run(WorkSplit.slice(p, of: parts, count: count, quantum: 16)) }
-    }
+    let parts = ThreadTeam.available, job = FillJob(pointer: pointer, value: value)
+    runParts(parts) { p in job.run(WorkSplit.slice(p, of: parts, count: count, quantum: 16)) }
 }
 
 /// One thread's slice of `fill`.

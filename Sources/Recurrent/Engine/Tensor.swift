@@ -117,7 +117,8 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
             let halves = UnsafeMutablePointer<Float>.allocate(capacity: 2)
             defer { halves.deallocate() }
             let job = HalfSumJob(data: p, half: half, results: halves)
-            withTeamThreads { threads in runParts(min(2, max(1, threads))) { part in job.run(part, of: threads) } }
+            let threads = ThreadTeam.available
+            runParts(min(2, threads)) { part in job.run(part, of: threads) }
             return halves[0] + halves[1]
         }
     }
@@ -176,17 +177,16 @@ public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transpose
             out.withUnsafeMutableBufferPointer { pc in
                 let job = MatmulJob(a: pa.baseAddress!, lda: lda, transposeA: transposeA, b: pb.baseAddress!, ldb: ldb,
                                     transposeB: transposeB, c: pc.baseAddress!, m: m, n: n, k: k)
-                if productParts(m, n, k, threads: BLAS.threads) < 2 {
+                let threads = ThreadTeam.available
+                if productParts(m, n, k, threads: threads) < 2 {
                     job.run(rows: 0..<m, columns: 0..<n)
                     return
                 }
-                withTeamThreads { threads in
-                    let byRows = m >= n
-                    let parts = min(threads, max(1, (byRows ? m : n) / 16))
-                    runParts(parts) { p in
-                        if byRows { job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 16), columns: 0..<n) }
-                        else { job.run(rows: 0..<m, columns: WorkSplit.slice(p, of: parts, count: n, quantum: 16)) }
-                    }
+                let byRows = m >= n
+                let parts = min(threads, max(1, (byRows ? m : n) / 16))
+                runParts(parts) { p in
+                    if byRows { job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 16), columns: 0..<n) }
+                    else { job.run(rows: 0..<m, columns: WorkSplit.slice(p, of: parts, count: n, quantum: 16)) }
                 }
             }
         }

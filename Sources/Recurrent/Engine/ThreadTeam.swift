@@ -4,16 +4,26 @@ import CKernels
 // the calling thread, the others on helpers that spin for a while between tasks, so a hand-off
 // rarely waits for a thread to wake.
 
-/// Runs `body(threads)` where `threads` is the thread count set for BLAS (`BLAS.threads`, the
-/// library's thread setting), while BLAS itself runs single-threaded: the fused kernels and the
-/// optimizers share their work between the team's threads (`runParts`), so BLAS calls made
-/// inside those parts must not start threads of their own, and OpenBLAS's threads, which spin for
-/// a while after each call, must not compete with them for the cores.
-func withTeamThreads<R>(_ body: (Int) -> R) -> R {
-    let threads = BLAS.threads
-    if threads > 1 { BLAS.threads = 1 }
-    defer { if threads > 1 { BLAS.threads = threads } }
-    return body(threads)
+/// The library's own threads: the fused layers, large products, copies and fills, Adam and
+/// cross-entropy share their work between the calling thread and `threads - 1` helpers.
+///
+/// BLAS always runs single-threaded (set once when OpenBLAS loads): every BLAS call the library
+/// makes is one thread's share of some work, and OpenBLAS's own threads, which spin for a while
+/// after each call, would compete with the team's for the cores. The setting is the library's,
+/// not a process-wide BLAS count that each call changes and restores, so callers on several
+/// threads at once (two models, tests running in parallel) all see the same setting and their
+/// results do not depend on each other.
+public enum ThreadTeam {
+    /// Threads to share work between (at least 1). Defaults to the cores this process may run on
+    /// (its CPU affinity on Linux). Calls that start afterwards use the new value.
+    public static var threads: Int {
+        get { ck_team_threads() }
+        set { ck_team_set_threads(max(1, newValue)) }
+    }
+
+    /// The threads work started on this thread may share: 1 inside a part of the team's work
+    /// (the team is busy there, and a nested split would only run inline), else `threads`.
+    static var available: Int { ck_team_available() }
 }
 
 /// Threads for a matrix product of `m·n·k` multiply-adds: all `threads` from 2²⁰, where the work

@@ -68,37 +68,36 @@ public class Adam: Optimizer {
             lerpWeight: Float(1 - b1), beta2: beta2, squareWeight: Float(1 - b2), correction2Root: 0,
             epsilon: epsilon, negativeStepSize: 0, coupledDecay: decoupledWeightDecay ? 0 : weightDecay,
             shrink: shrinks ? Float(1 - rate * decimalDouble(weightDecay)) : 1)
-        withTeamThreads { threads in
-            for (i, p) in parameters.enumerated() {
-                guard let grad = p.grad else { continue }
-                precondition(grad.shape == p.shape, "Adam: gradient \(grad.shape) for parameter \(i) of shape \(p.shape)")
-                state.steps[i] += 1
-                let t = Double(state.steps[i])
-                let correction1 = 1 - pow(b1, t)
-                let correction2 = 1 - pow(b2, t)
-                constants.negativeStepSize = Float(-(rate / correction1))
-                constants.correction2Root = Float(correction2.squareRoot())
-                var m = state.take(0, i, orCreate: Tensor(zeros: p.shape))
-                var v = state.take(1, i, orCreate: Tensor(zeros: p.shape))
-                let n = grad.count
-                let parts = min(threads, max(1, n / Self.elementsPerPart))
-                let c = constants
-                grad.data.withUnsafeBufferPointer { gp in
-                    m.data.withUnsafeMutableBufferPointer { mp in
-                        v.data.withUnsafeMutableBufferPointer { vp in
-                            p.value.data.withUnsafeMutableBufferPointer { theta in
-                                let job = AdamJob(theta: theta.baseAddress!, grad: gp.baseAddress!, m: mp.baseAddress!,
-                                                  v: vp.baseAddress!, constants: c)
-                                runParts(parts) { part in
-                                    job.run(WorkSplit.slice(part, of: parts, count: n, quantum: 16))
-                                }
+        let threads = ThreadTeam.available
+        for (i, p) in parameters.enumerated() {
+            guard let grad = p.grad else { continue }
+            precondition(grad.shape == p.shape, "Adam: gradient \(grad.shape) for parameter \(i) of shape \(p.shape)")
+            state.steps[i] += 1
+            let t = Double(state.steps[i])
+            let correction1 = 1 - pow(b1, t)
+            let correction2 = 1 - pow(b2, t)
+            constants.negativeStepSize = Float(-(rate / correction1))
+            constants.correction2Root = Float(correction2.squareRoot())
+            var m = state.take(0, i, orCreate: Tensor(zeros: p.shape))
+            var v = state.take(1, i, orCreate: Tensor(zeros: p.shape))
+            let n = grad.count
+            let parts = min(threads, max(1, n / Self.elementsPerPart))
+            let c = constants
+            grad.data.withUnsafeBufferPointer { gp in
+                m.data.withUnsafeMutableBufferPointer { mp in
+                    v.data.withUnsafeMutableBufferPointer { vp in
+                        p.value.data.withUnsafeMutableBufferPointer { theta in
+                            let job = AdamJob(theta: theta.baseAddress!, grad: gp.baseAddress!, m: mp.baseAddress!,
+                                              v: vp.baseAddress!, constants: c)
+                            runParts(parts) { part in
+                                job.run(WorkSplit.slice(part, of: parts, count: n, quantum: 16))
                             }
                         }
                     }
                 }
-                state.store(0, i, m)
-                state.store(1, i, v)
             }
+            state.store(0, i, m)
+            state.store(1, i, v)
         }
     }
 

@@ -17,7 +17,7 @@ extension FusedSequence {
     /// Whether `applyBothDirections` pays: two or three threads (one per direction; with four or
     /// more, splitting each direction between all threads in turn keeps every core busy).
     static var runsDirectionsTogether: Bool {
-        let threads = BLAS.threads
+        let threads = ThreadTeam.available
         return threads >= 2 && threads < 4
     }
 
@@ -86,14 +86,13 @@ extension FusedSequence {
         return (outputs[0], [outputs[1], outputs[2]], hasCell ? [outputs[3], outputs[4]] : nil)
     }
 
-    /// `body(0..<parts)` on up to `parts` threads (BLAS single-threaded meanwhile, see
-    /// `withTeamThreads`), results in order.
+    /// `body(0..<parts)` on up to `parts` threads, results in order.
     private static func inParallel<R>(_ parts: Int, _ body: (Int) -> R) -> [R] {
         let slots = UnsafeMutablePointer<R>.allocate(capacity: parts)
         defer { slots.deinitialize(count: parts); slots.deallocate() }
         withoutActuallyEscaping(body) { body in
             let job = ParallelJob(body: body, slots: slots)
-            withTeamThreads { _ in runParts(parts) { p in job.run(p) } }
+            runParts(parts) { p in job.run(p) }
         }
         return Array(UnsafeBufferPointer(start: slots, count: parts))
     }

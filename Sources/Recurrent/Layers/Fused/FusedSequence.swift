@@ -10,7 +10,7 @@ import CKernels
 /// the gates, with PyTorch's equations and addition order `(W_hh h + b_hh) + (W_ih x + b_ih)`
 /// (see `CellKind`). The backward pass is hand-written (see `gradients`).
 ///
-/// Work is shared between `BLAS.threads` threads by batch rows or hidden units (`WorkSplit`);
+/// Work is shared between `ThreadTeam.threads` threads by batch rows or hidden units (`WorkSplit`);
 /// products run on packed AVX-512 kernels where available (`StepProduct`, `SequenceMatmul`),
 /// the gate non-linearities in vectorized C (`CKernels`).
 ///

@@ -29,14 +29,13 @@ extension FusedSequence {
     static func gradients(_ ctx: Context, dOutput: Tensor?, dhN: Tensor?, dcN: Tensor?, inputGradient: Bool) -> Gradients {
         let T = ctx.steps, B = ctx.batch, H = ctx.hiddenSize
         if let dOutput { precondition(dOutput.shape == [T, B, H], "FusedSequence.backward: dOutput must be [\(T), \(B), \(H)], got \(dOutput.shape)") }
-        return withTeamThreads { threads in
-            if let dOutput {
-                return dOutput.data.withUnsafeBufferPointer {
-                    gradients(ctx, dOutput: ($0.start, H), dhN: dhN, dcN: dcN, inputGradient: inputGradient, threads: threads)
-                }
+        let threads = ThreadTeam.available
+        if let dOutput {
+            return dOutput.data.withUnsafeBufferPointer {
+                gradients(ctx, dOutput: ($0.start, H), dhN: dhN, dcN: dcN, inputGradient: inputGradient, threads: threads)
             }
-            return gradients(ctx, dOutput: nil, dhN: dhN, dcN: dcN, inputGradient: inputGradient, threads: threads)
         }
+        return gradients(ctx, dOutput: nil, dhN: dhN, dcN: dcN, inputGradient: inputGradient, threads: threads)
     }
 
     /// `dOutput`: row `t·B + b` of `dL/d output [T, B, H]` at `pointer + (t·B + b)·stride`.

@@ -26,11 +26,9 @@ extension FusedSequence {
                         lengths: [Int]?, reverse: Bool, saveForBackward: Bool, execution: Execution,
                         symbols: [Int]? = nil)
         -> (output: Tensor, hN: Tensor, cN: Tensor?, context: Context?) {
-        withTeamThreads { threads in
-            forward(kind: kind, x: x, weightIH: weightIH, weightHH: weightHH, biasIH: biasIH, biasHH: biasHH, h0: h0,
-                    c0: c0, lengths: lengths, reverse: reverse, saveForBackward: saveForBackward, execution: execution,
-                    threads: threads, symbols: symbols)
-        }
+        forward(kind: kind, x: x, weightIH: weightIH, weightHH: weightHH, biasIH: biasIH, biasHH: biasHH, h0: h0,
+                c0: c0, lengths: lengths, reverse: reverse, saveForBackward: saveForBackward, execution: execution,
+                threads: ThreadTeam.available, symbols: symbols)
     }
 
     static func forward(kind: CellKind, x: Tensor, weightIH: Tensor, weightHH: Tensor,

@@ -5,8 +5,7 @@ import CKernels
 ///
 /// With the AVX-512 kernels the right-hand side is packed once and each thread takes a slice of
 /// rows; otherwise (and for the weight gradient) each thread runs single-threaded BLAS on its
-/// slice. Callers run inside
-/// `withTeamThreads` and pass its thread count.
+/// slice. Callers pass the threads available to them (`ThreadTeam.available`).
 enum SequenceMatmul {
     /// `out[m, n] = bias + A[m, k]·Wᵀ` for `W [n, k]` (row-major; `bias [n]` added to every row,
     /// then the product, as PyTorch's `addmm` does). `out` has row stride n.

@@ -37,7 +37,7 @@ public func crossEntropy(logits: Variable, targets: [Int], ignoreIndex: Int? = n
     var inverseSums = [Float](repeating: 0, count: n)
     var rowLosses = [Double](repeating: 0, count: n)
     let counts = targets.map { $0 != ignoreIndex }
-    let parts = n * c >= 1 << 16 ? max(1, min(BLAS.threads, n / 64)) : 1
+    let parts = n * c >= 1 << 16 ? max(1, min(ThreadTeam.available, n / 64)) : 1
     x.data.withUnsafeBufferPointer { xp in
     exponentials.withUnsafeMutableBufferPointer { e in
     inverseSums.withUnsafeMutableBufferPointer { inverse in
@@ -47,7 +47,7 @@ public func crossEntropy(logits: Variable, targets: [Int], ignoreIndex: Int? = n
         let job = SoftmaxRows(x: xp.baseAddress!, classes: c, targets: target.baseAddress!, counted: counted.baseAddress!,
                               exponentials: e.baseAddress!, inverseSums: inverse.baseAddress!, losses: losses.baseAddress!)
         if parts == 1 { job.forward(rows: 0..<n) }
-        else { withTeamThreads { _ in runParts(parts) { p in job.forward(rows: WorkSplit.slice(p, of: parts, count: n)) } } }
+        else { runParts(parts) { p in job.forward(rows: WorkSplit.slice(p, of: parts, count: n)) } }
     } } } } } }
     var total: Double = 0
     var counted = 0
@@ -68,7 +68,7 @@ public func crossEntropy(logits: Variable, targets: [Int], ignoreIndex: Int? = n
                                           targets: target.baseAddress!, counted: countedRows.baseAddress!,
                                           scale: scale, dx: d.baseAddress!)
             if parts == 1 { job.run(rows: 0..<n) }
-            else { withTeamThreads { _ in runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: n)) } } }
+            else { runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: n)) } }
         } } } } }
         return [Tensor(shape: x.shape, data: dx)]
     }
