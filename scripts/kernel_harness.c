@@ -1,0 +1,100 @@
+// Times the step-product kernels on one thread, apart from the layers, for the per-core figures in
+// docs/benchmarks.md (pin it to a core with taskset; the machine's cores do not run at the same
+// speed for minutes at a time).
+//
+//   clang -O3 -ffp-contract=fast -I Sources/CKernels/include -o /tmp/kernel_harness scripts/kernel_harness.c
+//   taskset -c 0 /tmp/kernel_harness gemm 64 512 1024    # ck_gemm_packed: C[m×n] = A[m×k]·B, B packed once
+//   taskset -c 0 /tmp/kernel_harness gemv 256 256 128    # ck_gemv_rows: 4 gates × units rows of W [4H × k]
+//   taskset -c 0 /tmp/kernel_harness stream 524288       # a plain AVX-512 sum over N bytes (a core's read rate)
+//
+// Build it exactly so: with -march=native the multi-versioned kernels ran about 3x slower here
+// (37-60 GFLOP/s against ~170 for the 64 × 512 × 1024 product).
+#include "../Sources/CKernels/packed_gemm.c"
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define CALLS 2000
+
+static double now(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static int by_value(const void *x, const void *y) {
+    double d = *(const double *)x - *(const double *)y;
+    return d < 0 ? -1 : d > 0;
+}
+
+static float *filled(long count, int period, float scale, float shift) {
+    float *p = aligned_alloc(64, (size_t)((count * 4 + 63) / 64 * 64));
+    if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
+    for (long i = 0; i < count; i++) p[i] = (float)(i % period) * scale + shift;
+    return p;
+}
+
+typedef float v16s __attribute__((vector_size(64)));
+__attribute__((target("avx512f"), noinline)) static float stream_sum(const float *p, long n) {
+    v16s a[8] = {{0}};
+    for (long i = 0; i + 128 <= n; i += 128)
+        for (int v = 0; v < 8; v++) a[v] += ((const v16s *)(p + i))[v];
+    v16s s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    float r = 0;
+    for (int i = 0; i < 16; i++) r += s[i];
+    return r;
+}
+
+int main(int argc, char **argv) {
+    const char *mode = argc > 1 ? argv[1] : "";
+    static double times[CALLS];
+    double work = 0;            // flops per call (gemm, gemv) or bytes (stream)
+    const char *unit = "GFLOP/s";
+    float sink = 0;
+    if (!strcmp(mode, "gemm") && argc == 5) {
+        long m = atol(argv[2]), k = atol(argv[3]), n = atol(argv[4]);
+        float *a = filled(m * k, 7, 0.1f, -0.3f), *b = filled(k * n, 5, 0.1f, -0.2f), *c = filled(m * n, 1, 0, 0);
+        float *packed = filled(ck_packed_size(k, n), 1, 0, 0);
+        ck_pack(k, n, b, n, 0, packed);
+        for (int r = 0; r < CALLS; r++) {
+            double t = now();
+            ck_gemm_packed(m, k, a, k, packed, 0, (n + 31) / 32, n, c, n, 0);
+            times[r] = now() - t;
+        }
+        work = 2.0 * m * k * n;
+        sink = c[0];
+    } else if (!strcmp(mode, "gemv") && argc == 5) {
+        long H = atol(argv[2]), k = atol(argv[3]), units = atol(argv[4]);
+        float *w = filled(4 * H * k, 7, 0.1f, 0), *x = filled(k, 3, 0.2f, 0), *y = filled(4 * H, 1, 0, 0);
+        for (int r = 0; r < CALLS; r++) {
+            double t = now();
+            ck_gemv_rows(4, H, units, k, w, k, x, y, 0);
+            times[r] = now() - t;
+        }
+        work = 4.0 * units * k * 4;
+        unit = "GB/s of weights";
+        sink = y[0];
+    } else if (!strcmp(mode, "stream") && argc == 3) {
+        long n = atol(argv[2]) / 4;
+        float *p = filled(n, 1, 0, 1);
+        for (int r = 0; r < CALLS; r++) {
+            double t = now();
+            sink += stream_sum(p, n);
+            times[r] = now() - t;
+        }
+        work = 4.0 * n;
+        unit = "GB/s";
+    } else {
+        fprintf(stderr, "usage: %s gemm M K N | gemv H K UNITS | stream BYTES\n", argv[0]);
+        return 2;
+    }
+    // The first 100 calls warm the caches; rates from the fastest, median and 90th-percentile call.
+    qsort(times + 100, CALLS - 100, sizeof(double), by_value);
+    double *t = times + 100;
+    long count = CALLS - 100;
+    printf("%s %s: best %.1f, median %.1f, p90 %.1f %s (best call %.2f us; check %g)\n", mode, argc > 2 ? argv[2] : "",
+           work / t[0] * 1e-9, work / t[count / 2] * 1e-9, work / t[count * 9 / 10] * 1e-9, unit, t[0] * 1e6,
+           (double)sink);
+    return 0;
+}
