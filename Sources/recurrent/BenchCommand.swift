@@ -21,6 +21,9 @@ import Darwin
 /// of ≥ 0.3 s, each chunk bracketed by a reading of the machine's CPU counters; steps from chunks
 /// where other processes used little of the machine are pooled until enough exist (`clean`), or
 /// the least-contended chunks are used when the deadline passes (`contended`).
+///
+/// Results go to stdout (a table, or JSON lines with `--json`); which row is running, the time
+/// elapsed and an estimate of the time left go to stderr (`RowProgress`).
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -70,19 +73,26 @@ struct Bench: ParsableCommand {
         if !json {
             print("config cell mode   threads  median_ms     min_ms  iters  tokens/s  GFLOP/s  of_peak  foreign status     peak_MB")
         }
+        var rows: [(threads: Int, config: BenchConfig, cell: String, train: Bool)] = []
         for t in list(threads).compactMap({ Int($0) }) {
-            ThreadTeam.threads = t
             for configName in list(configs) {
                 let config = BenchConfig.named(configName)!
                 for cellName in list(cells) {
                     for mode in list(modes) where mode == "infer" || config.trains {
-                        let row = measureRow(config, cellName: cellName, kind: BenchConfig.cellKind(cellName)!,
-                                             train: mode == "train", threads: t)
-                        print(json ? row.json : row.text)
-                        fflush(stdout)
+                        rows.append((t, config, cellName, mode == "train"))
                     }
                 }
             }
+        }
+        var progress = RowProgress(total: rows.count)
+        for r in rows {
+            progress.begin("\(r.config.name) \(r.cell) \(r.train ? "train" : "infer"), \(r.threads) thread\(r.threads == 1 ? "" : "s")")
+            ThreadTeam.threads = r.threads
+            let row = measureRow(r.config, cellName: r.cell, kind: BenchConfig.cellKind(r.cell)!, train: r.train,
+                                 threads: r.threads)
+            progress.end()
+            print(json ? row.json : row.text)
+            fflush(stdout)
         }
     }
 

@@ -88,6 +88,26 @@ struct LanguageModelReportTests {
         #expect(abs(v.bitsPerCharacter - 1) < 1e-12 && abs(v.perplexity - 2) < 1e-12)
     }
 
+    /// `recurrent bench`'s progress: the row, the time elapsed and the mean row time times the
+    /// rows to go; a live line is cleared before each result, plain mode prints a line per row.
+    @Test func rowProgressShowsRowElapsedAndTimeLeft() {
+        #expect(RowProgress.text(row: 3, total: 27, label: "C1 lstm train, 2 threads", elapsed: 40, finished: 2)
+                == "[3/27] C1 lstm train, 2 threads · 40s elapsed · ~8m20s left")
+        #expect(RowProgress.text(row: 1, total: 27, label: "C1 rnn infer", elapsed: 0.2, finished: 0)
+                == "[1/27] C1 rnn infer · 0s elapsed")
+        var written: [String] = []
+        var live = RowProgress(total: 2, live: true, write: { written.append($0) })
+        live.begin("a")
+        live.end()
+        #expect(written == ["\r\u{1B}[K[1/2] a · 0s elapsed", "\r\u{1B}[K"])
+        written = []
+        var plain = RowProgress(total: 2, live: false, write: { written.append($0) })
+        plain.begin("a")
+        plain.end()
+        plain.begin("b")
+        #expect(written.count == 2 && written[0] == "[1/2] a · 0s elapsed\n" && written[1].hasPrefix("[2/2] b · 0s elapsed · ~"))
+    }
+
     @Test func reportOfARealRunIsSelfContained() throws {
         let dir = temporaryDirectory() + "/run"
         var options = tinyOptions()

@@ -71,15 +71,15 @@ public final class ProgressPrinter {
         case .started(let s):
             let what = s.resumed ? "resuming at step \(s.step)" : "training"
             let plan = s.plannedSteps.map { ", \($0) steps" } ?? ""
-            let budget = s.timeBudget.map { ", time budget \(duration($0))" } ?? ""
+            let budget = s.timeBudget.map { ", time budget \(formattedDuration($0))" } ?? ""
             return "\(what) on \(s.corpus): \(grouped(s.trainSymbols)) train / \(grouped(s.validationSymbols)) validation / "
                 + "\(grouped(s.testSymbols)) test characters, vocabulary \(s.vocabularySize), "
                 + "\(grouped(s.parameterCount)) parameters\(plan)\(budget)\n  "
                 + s.hyperparameters.map { "\($0.0)=\($0.1)" }.joined(separator: " ")
         case .step(let s):
-            let eta = s.remaining.map { "  ETA \(duration($0))" } ?? ""
+            let eta = s.remaining.map { "  ETA \(formattedDuration($0))" } ?? ""
             return "step \(s.step)  epoch \(fixed(s.epoch, 2))  loss \(fixed(s.loss, 4))  lr \(scientific(s.learningRate))  "
-                + "\(grouped(Int(s.charactersPerSecond.rounded()))) chars/s  \(duration(s.elapsed))\(eta)"
+                + "\(grouped(Int(s.charactersPerSecond.rounded()))) chars/s  \(formattedDuration(s.elapsed))\(eta)"
         case .validation(let v):
             return "validation at step \(v.step): \(fixed(v.loss, 4)) nats/char, \(fixed(v.bitsPerCharacter, 4)) bits/char, "
                 + "perplexity \(fixed(v.perplexity, 3)) over \(grouped(v.characters)) characters\(v.isBest ? " (best)" : "")"
@@ -92,7 +92,7 @@ public final class ProgressPrinter {
         case .finished(let f):
             let best = f.bestValidationLoss.map { ", best validation \(fixed($0, 4)) nats/char" } ?? ""
             let head = f.interrupted ? "interrupted at step \(f.step); checkpoint saved" : "finished at step \(f.step)"
-            return "\(head) (\(duration(f.elapsed)), \(grouped(Int(f.charactersPerSecond.rounded()))) chars/s\(best)) in \(f.directory)"
+            return "\(head) (\(formattedDuration(f.elapsed)), \(grouped(Int(f.charactersPerSecond.rounded()))) chars/s\(best)) in \(f.directory)"
         }
     }
 }
@@ -142,7 +142,7 @@ func scientific(_ x: Double) -> String {
 }
 
 /// Seconds as `45s`, `3m07s`, `1h02m`.
-func duration(_ seconds: Double) -> String {
+public func formattedDuration(_ seconds: Double) -> String {
     let s = Int(seconds.rounded())
     if s < 60 { return "\(s)s" }
     if s < 3600 { return "\(s / 60)m\(s % 60 < 10 ? "0" : "")\(s % 60)s" }

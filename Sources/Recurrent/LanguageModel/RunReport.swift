@@ -56,7 +56,7 @@ extension TrainingReport {
         }
         let speedSource = finish ?? lastStep
         if let cps = speedSource?["chars_per_s"] as? Double { summary.append(("speed", "\(grouped(Int(cps))) characters/s")) }
-        if let s = speedSource?["elapsed"] as? Double { summary.append(("training time", duration(s))) }
+        if let s = speedSource?["elapsed"] as? Double { summary.append(("training time", formattedDuration(s))) }
         if let f = finish { summary.append(("status", f["event"] as? String == "interrupted" ? "interrupted" : "finished")) }
         else { summary.append(("status", "running or stopped without a final event")) }
         report.summary = summary
