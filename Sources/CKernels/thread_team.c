@@ -87,11 +87,23 @@ static long ck_cores(void) {
     return online > 0 ? online : 1;
 }
 
+long ck_default_threads(const char *openblas, const char *omp, long cores) {
+    const char *values[2] = {openblas, omp};
+    for (int i = 0; i < 2; i++) {
+        if (!values[i]) continue;
+        char *end;
+        long n = strtol(values[i], &end, 10);
+        if (end != values[i] && *end == 0 && n > 0) return n < cores ? n : cores;
+    }
+    return cores;
+}
+
 long ck_team_threads(void) {
     long threads = atomic_load_explicit(&ck_threads, memory_order_relaxed);
     if (threads > 0) return threads;
     long expected = 0;
-    atomic_compare_exchange_strong(&ck_threads, &expected, ck_cores());
+    long initial = ck_default_threads(getenv("OPENBLAS_NUM_THREADS"), getenv("OMP_NUM_THREADS"), ck_cores());
+    atomic_compare_exchange_strong(&ck_threads, &expected, initial);
     return atomic_load(&ck_threads);
 }
 

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 import Testing
 @testable import Recurrent
@@ -11,6 +12,18 @@ import Testing
         runParts(4) { p in seen[p] = ThreadTeam.available }
         #expect((0..<4).map { seen[$0] } == [1, 1, 1, 1])
         #expect(ThreadTeam.available == ThreadTeam.threads)
+    }
+
+    /// The default setting follows OpenBLAS's rule: the first positive OPENBLAS_NUM_THREADS or
+    /// OMP_NUM_THREADS, at most the cores; anything else means the cores.
+    @Test func defaultThreadsFollowTheEnvironmentLikeOpenBLAS() {
+        #expect(ck_default_threads(nil, nil, 8) == 8)
+        #expect(ck_default_threads("2", "4", 8) == 2)
+        #expect(ck_default_threads(nil, "4", 8) == 4)
+        #expect(ck_default_threads("16", nil, 8) == 8)
+        #expect(ck_default_threads("0", "3", 8) == 3)
+        #expect(ck_default_threads("two", nil, 8) == 8)
+        #expect(ck_default_threads("2x", "", 8) == 8)
     }
 
     /// Two training steps of the same layer on the same data, started on two threads at once,

@@ -172,8 +172,12 @@ typedef void (*ck_team_task)(void *context, long part);
 /// the team is busy (nested or from another thread) runs all parts on its own thread.
 void ck_team_run(long parts, ck_team_task task, void *context);
 /// The library's thread setting: how many threads the team's work is shared between (the caller
-/// and threads - 1 helpers). Defaults to the cores this process may run on.
+/// and threads - 1 helpers). Defaults to ck_default_threads of the environment's
+/// OPENBLAS_NUM_THREADS and OMP_NUM_THREADS and the cores this process may run on.
 long ck_team_threads(void);
+/// The default thread setting, as OpenBLAS chooses its own: the first of `openblas` and `omp`
+/// (environment values, NULL when unset) that is a positive integer, at most `cores`; else `cores`.
+long ck_default_threads(const char *openblas, const char *omp, long cores);
 /// Sets the library's thread setting (values below 1 mean 1).
 void ck_team_set_threads(long threads);
 /// The threads work started on this thread may share: 1 inside a part of the team's work (a

@@ -15,7 +15,8 @@ import CKernels
 /// results do not depend on each other.
 public enum ThreadTeam {
     /// Threads to share work between (at least 1). Defaults to the cores this process may run on
-    /// (its CPU affinity on Linux). Calls that start afterwards use the new value.
+    /// (its CPU affinity on Linux), or fewer when `OPENBLAS_NUM_THREADS` (else `OMP_NUM_THREADS`)
+    /// asks for fewer, as OpenBLAS itself would. Calls that start afterwards use the new value.
     public static var threads: Int {
         get { ck_team_threads() }
         set { ck_team_set_threads(max(1, newValue)) }
