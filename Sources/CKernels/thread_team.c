@@ -98,12 +98,19 @@ long ck_default_threads(const char *openblas, const char *omp, long cores) {
     return cores;
 }
 
-long ck_team_threads(void) {
-    long threads = atomic_load_explicit(&ck_threads, memory_order_relaxed);
-    if (threads > 0) return threads;
+// The default, read from the environment when the program loads, before any thread of its own
+// could call setenv (Recurrent's BLAS loader sets OPENBLAS_CORETYPE on first use) while this
+// reads it.
+__attribute__((constructor)) static void ck_team_default_threads(void) {
     long expected = 0;
     long initial = ck_default_threads(getenv("OPENBLAS_NUM_THREADS"), getenv("OMP_NUM_THREADS"), ck_cores());
     atomic_compare_exchange_strong(&ck_threads, &expected, initial);
+}
+
+long ck_team_threads(void) {
+    long threads = atomic_load_explicit(&ck_threads, memory_order_relaxed);
+    if (threads > 0) return threads;
+    ck_team_default_threads();   // only if the constructor has not run
     return atomic_load(&ck_threads);
 }
 
