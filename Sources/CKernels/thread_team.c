@@ -73,7 +73,7 @@ static atomic_long ck_next_worker = 1;
 
 long ck_team_worker(void) { return ck_worker; }
 
-// The library's thread setting (0 until read or set: then the cores this process may use).
+// The library's thread setting (0 until the load-time default below, or a setter, sets it).
 static atomic_long ck_threads = 0;
 // Nesting depth of team work on this thread (ck_team_run on a caller; helpers are always inside).
 static _Thread_local long ck_inside = 0;

@@ -8,9 +8,11 @@ import Testing
     /// part and the helpers' parts see one thread available, the caller outside sees the setting.
     @Test func oneThreadIsAvailableInsideParts() {
         #expect(ThreadTeam.available == ThreadTeam.threads)
-        let seen = SharedBuffer<Int>(count: 4)
-        runParts(4) { p in seen[p] = ThreadTeam.available }
-        #expect((0..<4).map { seen[$0] } == [1, 1, 1, 1])
+        let seen = UncheckedPointer(UnsafeMutablePointer<Int>.allocate(capacity: 4))
+        defer { seen.pointer.deallocate() }
+        seen.pointer.initialize(repeating: 0, count: 4)
+        runParts(4) { p in seen.pointer[p] = ThreadTeam.available }
+        #expect((0..<4).map { seen.pointer[$0] } == [1, 1, 1, 1])
         #expect(ThreadTeam.available == ThreadTeam.threads)
     }
 
@@ -42,30 +44,17 @@ import Testing
             return [output.value, state.h.value, x.grad!] + layer.parameters.map { $0.grad! }
         }
         let solo = step()
-        let results = SharedBuffer<[Tensor]>(count: 2, repeating: [])
+        let results = UncheckedPointer(UnsafeMutablePointer<[Tensor]>.allocate(capacity: 2))
+        results.pointer.initialize(repeating: [], count: 2)
+        defer { results.pointer.deinitialize(count: 2); results.pointer.deallocate() }
         for _ in 0..<4 {
-            DispatchQueue.concurrentPerform(iterations: 2) { i in results[i] = step() }
+            DispatchQueue.concurrentPerform(iterations: 2) { i in results.pointer[i] = step() }
             for i in 0..<2 {
-                #expect(results[i].count == solo.count)
-                for (k, (a, b)) in zip(results[i], solo).enumerated() {
+                #expect(results.pointer[i].count == solo.count)
+                for (k, (a, b)) in zip(results.pointer[i], solo).enumerated() {
                     #expect(a == b, "caller \(i): result \(k) differs by \(a.maxAbsDifference(b))")
                 }
             }
         }
     }
-}
-
-/// Storage the threads of a test share, each writing its own elements.
-final class SharedBuffer<Element>: @unchecked Sendable {
-    private var storage: [Element]
-    private let lock = NSLock()
-    init(count: Int, repeating value: Element) { storage = Array(repeating: value, count: count) }
-    subscript(i: Int) -> Element {
-        get { lock.lock(); defer { lock.unlock() }; return storage[i] }
-        set { lock.lock(); storage[i] = newValue; lock.unlock() }
-    }
-}
-
-extension SharedBuffer where Element == Int {
-    convenience init(count: Int) { self.init(count: count, repeating: 0) }
 }

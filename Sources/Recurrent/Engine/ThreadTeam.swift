@@ -19,7 +19,7 @@ public enum ThreadTeam {
     /// asks for fewer, as OpenBLAS itself would. Calls that start afterwards use the new value.
     public static var threads: Int {
         get { ck_team_threads() }
-        set { ck_team_set_threads(max(1, newValue)) }
+        set { ck_team_set_threads(newValue) }   // values below 1 mean 1
     }
 
     /// The threads work started on this thread may share: 1 inside a part of the team's work
