@@ -199,30 +199,30 @@ CK_INLINE void ck_micro_pair(const long mr, long k, const float *restrict a, lon
 }
 #undef CK_K_LOOP
 
-// One row (matrix-vector): four k-interleaved accumulator pairs hide the FMA latency.
-CK_INLINE void ck_micro_row(long k, const float *restrict a, const float *restrict p, long ldb,
-                            float *restrict c, long width, int accumulate) {
-    v16 lo[4] = {{0}, {0}, {0}, {0}}, hi[4] = {{0}, {0}, {0}, {0}};
-    long kk = 0;
-    for (; kk + 4 <= k; kk += 4) {
+// One row (matrix-vector) against `np` ≤ 4 panels at once (np a compile-time constant after
+// inlining): each panel's two accumulators sum over k in order, exactly as a row of ck_micro and
+// ck_micro_pair does, so a row comes out with the same bits alone as in any block of rows (the
+// splits that follow the threads' speeds and the rows handed over mid-loop rely on it); the
+// panels' 2·np independent chains hide the FMA latency. (Interleaving k instead, as this kernel
+// once did, gave a lone row other bits than the same row in a block.)
+CK_INLINE void ck_micro_row(const long np, long k, const float *restrict a, const float *const *panels, long ldb,
+                            float *const *c, const long *width, int accumulate) {
+    v16 lo[4], hi[4];
 #pragma clang loop unroll(full)
-        for (long u = 0; u < 4; u++) {
-            float av = a[kk + u];
-            lo[u] += av * *(const v16 *)(p + (kk + u) * ldb);
-            hi[u] += av * *(const v16 *)(p + (kk + u) * ldb + 16);
+    for (long q = 0; q < 4; q++) { lo[q] = (v16){0}; hi[q] = (v16){0}; }
+    for (long kk = 0; kk < k; kk++) {
+        float av = a[kk];
+#pragma clang loop unroll(full)
+        for (long q = 0; q < 4; q++) {
+            if (q < np) {
+                lo[q] += av * *(const v16 *)(panels[q] + kk * ldb);
+                hi[q] += av * *(const v16 *)(panels[q] + kk * ldb + 16);
+            }
         }
     }
-    for (; kk < k; kk++) {
-        float av = a[kk];
-        lo[0] += av * *(const v16 *)(p + kk * ldb);
-        hi[0] += av * *(const v16 *)(p + kk * ldb + 16);
-    }
-    v16 l = (lo[0] + lo[1]) + (lo[2] + lo[3]);
-    v16 h = (hi[0] + hi[1]) + (hi[2] + hi[3]);
-    float tmp[PANEL];
-    *(v16 *)tmp = l;
-    *(v16 *)(tmp + 16) = h;
-    for (long j = 0; j < width; j++) c[j] = accumulate ? c[j] + tmp[j] : tmp[j];
+#pragma clang loop unroll(full)
+    for (long q = 0; q < 4; q++)
+        if (q < np) ck_store_row(c[q], &lo[q], &hi[q], width[q], accumulate);
 }
 
 CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const float *b, long ldb,
@@ -232,10 +232,22 @@ CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const fl
     long perGroup = panelEnd > panelBegin ? panelEnd - panelBegin : 0, count = groups * perGroup;
 #define CK_PANEL_AT(i) (panelBegin + ((i) / perGroup) * groupStride + (i) % perGroup)
     if (m == 1) {
-        for (long i = 0; i < count; i++) {
-            long p = CK_PANEL_AT(i);
-            long j0 = p * PANEL, width = n - j0 < PANEL ? n - j0 : PANEL;
-            ck_micro_row(k, a, b + p * panelStride, ldb, c + j0, width, accumulate);
+        for (long i = 0; i < count; i += 4) {
+            const float *panels[4];
+            float *out[4];
+            long width[4], np = count - i < 4 ? count - i : 4;
+            for (long q = 0; q < np; q++) {
+                long p = CK_PANEL_AT(i + q), j0 = p * PANEL;
+                panels[q] = b + p * panelStride;
+                out[q] = c + j0;
+                width[q] = n - j0 < PANEL ? n - j0 : PANEL;
+            }
+            switch (np) {
+            case 4: ck_micro_row(4, k, a, panels, ldb, out, width, accumulate); break;
+            case 3: ck_micro_row(3, k, a, panels, ldb, out, width, accumulate); break;
+            case 2: ck_micro_row(2, k, a, panels, ldb, out, width, accumulate); break;
+            default: ck_micro_row(1, k, a, panels, ldb, out, width, accumulate); break;
+            }
         }
         return;
     }
