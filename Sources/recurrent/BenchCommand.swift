@@ -53,6 +53,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON object per line instead of a table.")
     var json = false
 
+    @Option(help: "Which implementation runs the layers: fused (whole-sequence kernels) or cells (the cell values stepped on the tape by the generic runner, the path a custom cell takes).")
+    var path: String = "fused"
+
     func validate() throws {
         for c in list(configs) where BenchConfig.named(c) == nil {
             throw ValidationError("unknown config '\(c)' (known: \(BenchConfig.all.map(\.name).joined(separator: ", ")))")
@@ -67,6 +70,7 @@ struct Bench: ParsableCommand {
             throw ValidationError("threads must be positive integers, got '\(t)'")
         }
         if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
+        if path != "fused" && path != "cells" { throw ValidationError("unknown path '\(path)' (known: fused, cells)") }
     }
 
     func run() throws {
@@ -105,6 +109,7 @@ struct Bench: ParsableCommand {
         let layer = RecurrentLayer(kind: kind, inputSize: config.D, hiddenSize: config.H, numLayers: config.L,
                                    bidirectional: config.bidirectional, rng: &rng)
         layer.training = train
+        layer.useFusedKernels = path == "fused"
         var data = [Float](repeating: 0, count: config.T * config.B * config.D)
         for i in data.indices { data[i] = rng.nextNormal() }
         let x = Variable(Tensor(shape: [config.T, config.B, config.D], data: data))

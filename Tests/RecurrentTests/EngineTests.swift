@@ -95,6 +95,41 @@ import Testing
         #expect(r.ratio <= 1, "\(r.worst)")
     }
 
+    /// A weight read at many steps gets its gradient terms `g_tᵀ·x_t` formed as stacked products
+    /// (`PendingGradient`, 2048 rows at a time): 80 steps of 32 rows (one full stack of 64 steps
+    /// and a remainder of 16), beside a dense term and products from `matmul` on either side, must
+    /// sum to the gradient computed term by term in Double.
+    @Test func unformedProductTermsSumToTheGradient() {
+        var rng = RandomGenerator(seed: 4)
+        let steps = 80, rows = 32, inputs = 5, outputs = 6
+        let w = Variable(rng.uniformTensor([outputs, inputs], low: -1, high: 1), requiresGrad: true, name: "w")
+        let b = Variable(rng.uniformTensor([outputs], low: -1, high: 1), requiresGrad: true, name: "b")
+        let xs = (0..<steps).map { _ in rng.uniformTensor([rows, inputs], low: -1, high: 1) }
+        let cs = (0..<steps).map { _ in rng.uniformTensor([rows, outputs], low: -1, high: 1) }
+        let dense = rng.uniformTensor([outputs, inputs], low: -1, high: 1)
+        let u = rng.uniformTensor([3, outputs], low: -1, high: 1)
+        let v = rng.uniformTensor([inputs, 7], low: -1, high: 1), cv = rng.uniformTensor([outputs, 7], low: -1, high: 1)
+        // L = Σ_t Σ c_t ⊙ (x_t·Wᵀ + b) + Σ dense ⊙ W + Σ (u·W) + Σ cv ⊙ (W·v)
+        var loss = sum(Variable(dense) * w) + sum(matmul(Variable(u), w)) + sum(Variable(cv) * matmul(w, Variable(v)))
+        for t in 0..<steps { loss = loss + sum(Variable(cs[t]) * linear(Variable(xs[t]), weight: w, bias: b)) }
+        loss.backward()
+        var expected = [Double](repeating: 0, count: outputs * inputs)
+        for o in 0..<outputs { for i in 0..<inputs {
+            var s = Double(dense[o, i])
+            for r in 0..<3 { s += Double(u[r, o]) }
+            for j in 0..<7 { s += Double(cv[o, j]) * Double(v[i, j]) }
+            for t in 0..<steps { for r in 0..<rows { s += Double(cs[t][r, o]) * Double(xs[t][r, i]) } }
+            expected[o * inputs + i] = s
+        } }
+        let grad = w.grad?.data ?? []
+        #expect(grad.count == expected.count)
+        // Float32 sums of ~2600 terms: errors relative to the largest element (~36) of ~1e-6; a
+        // missing or doubled step (32 terms, ~2) would be ~5e-2.
+        let scale = expected.map { abs($0) }.max() ?? 1
+        let worst = zip(grad, expected).map { abs(Double($0) - $1) }.max() ?? .infinity
+        #expect(worst / scale < 1e-5, "worst error \(worst) against the largest element \(scale)")
+    }
+
     @Test func multipleOutputNodeRoutesEachGradient() {
         let x = Variable(Tensor(shape: [2], data: [1, 2]), requiresGrad: true)
         let outs = Variable.recordMultiple([x.value * 2, x.value * 3], parents: [x]) { g in

@@ -38,10 +38,10 @@ public func oneMinus(_ a: Variable) -> Variable {
 public func matmul(_ a: Variable, _ b: Variable, transposeB: Bool = false) -> Variable {
     let av = a.value, bv = b.value
     let out = matmul(av, bv, transposeB: transposeB)
-    return Variable.record(out, parents: [a, b]) { g in
-        let ga = matmul(g, bv, transposeB: !transposeB)
-        let gb = transposeB ? matmul(g, av, transposeA: true) : matmul(av, g, transposeA: true)
-        return [ga, gb]
+    return Variable.recordTerms(out, parents: [a, b]) { g in
+        // b's gradient gᵀ·a (or aᵀ·g) stays unformed until all its terms are in (`GradientTerm`).
+        [.tensor(matmul(g, bv, transposeB: !transposeB)),
+         transposeB ? .transposedProduct(g, av) : .transposedProduct(av, g)]
     }
 }
 
@@ -85,22 +85,21 @@ public func linear(_ x: Variable, weight: Variable, bias: Variable?) -> Variable
     let xv = x.value, wv = weight.value
     var out = matmul(xv, wv, transposeB: true)
     addToEveryRow(&out, bias.value)
-    return Variable.record(out, parents: [x, weight, bias]) { g in
-        [matmul(g, wv), matmul(g, xv, transposeA: true), columnSums(g)]
+    return Variable.recordTerms(out, parents: [x, weight, bias]) { g in
+        // The weight's gradient gᵀ·x stays unformed until all its terms are in (`GradientTerm`).
+        [.tensor(matmul(g, wv)), .transposedProduct(g, xv), .tensor(columnSums(g))]
     }
 }
 
-@inline(__always) func sigmoidScalar(_ x: Float) -> Float { 1 / (1 + expf(-x)) }
-
-/// σ(x) = 1 / (1 + e^{-x}), element-wise.
+/// σ(x) = 1 / (1 + e^{-x}), element-wise (the fused kernels' vectorized σ, `ck_sigmoid`).
 public func sigmoid(_ x: Variable) -> Variable {
-    let y = x.value.map(sigmoidScalar)
+    let y = x.value.applying(ck_sigmoid)
     return Variable.record(y, parents: [x]) { g in [g.zipWith(y) { gi, yi in gi * yi * (1 - yi) }] }
 }
 
-/// tanh(x), element-wise.
+/// tanh(x), element-wise (the fused kernels' vectorized tanh, `ck_tanh`).
 public func tanh(_ x: Variable) -> Variable {
-    let y = x.value.map { tanhf($0) }
+    let y = x.value.applying(ck_tanh)
     return Variable.record(y, parents: [x]) { g in [g.zipWith(y) { gi, yi in gi * (1 - yi * yi) }] }
 }
 
@@ -110,9 +109,9 @@ public func relu(_ x: Variable) -> Variable {
     return Variable.record(y, parents: [x]) { g in [g.zipWith(y) { gi, yi in yi > 0 ? gi : 0 }] }
 }
 
-/// eˣ, element-wise.
+/// eˣ, element-wise (`ck_exp`).
 public func exp(_ x: Variable) -> Variable {
-    let y = x.value.map { expf($0) }
+    let y = x.value.applying(ck_exp)
     return Variable.record(y, parents: [x]) { g in [g * y] }
 }
 

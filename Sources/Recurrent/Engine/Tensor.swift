@@ -84,6 +84,15 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
 
     public func map(_ f: (Float) -> Float) -> Tensor { Tensor(shape: shape, data: data.map(f)) }
 
+    /// The result of an element-wise C kernel `kernel(n, x, y)` (`y[i] = f(x[i])`) on this tensor.
+    func applying(_ kernel: (Int, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?) -> Void) -> Tensor {
+        let n = count
+        return Tensor(shape: shape, data: [Float](unsafeUninitializedCapacity: n) { out, initialized in
+            data.withUnsafeBufferPointer { x in if n > 0 { kernel(n, x.baseAddress!, out.baseAddress!) } }
+            initialized = n
+        })
+    }
+
     public func zipWith(_ other: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
         precondition(shape == other.shape, "element-wise op: shapes \(shape) and \(other.shape) differ")
         var out = data
@@ -163,35 +172,59 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
 /// with OpenBLAS's two threads, 1.2 ms in two team parts; its two gradient products then 0.8 and
 /// 1.1 ms.)
 public func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false) -> Tensor {
+    let (m, n, k) = productShape(a, b, transposeA: transposeA, transposeB: transposeB)
+    if m == 0 || n == 0 || k == 0 { return Tensor(zeros: [m, n]) }
+    let out = [Float](unsafeUninitializedCapacity: m * n) { pc, initialized in
+        multiply(a, b, transposeA: transposeA, transposeB: transposeB, into: pc.baseAddress!, m: m, n: n, k: k, beta: 0)
+        initialized = m * n
+    }
+    return Tensor(shape: [m, n], data: out)
+}
+
+/// `C += op(A) · op(B)` into `c` `[M, N]` (as `matmul` shares the work).
+func matmul(_ a: Tensor, _ b: Tensor, transposeA: Bool = false, transposeB: Bool = false,
+            accumulatingInto c: inout Tensor) {
+    let (m, n, k) = productShape(a, b, transposeA: transposeA, transposeB: transposeB)
+    precondition(c.shape == [m, n], "matmul: cannot accumulate a [\(m), \(n)] product into \(c.shape)")
+    if m == 0 || n == 0 || k == 0 { return }
+    c.data.withUnsafeMutableBufferPointer { pc in
+        multiply(a, b, transposeA: transposeA, transposeB: transposeB, into: pc.baseAddress!, m: m, n: n, k: k, beta: 1)
+    }
+}
+
+/// (M, N, K) of `op(A) · op(B)`, checked.
+private func productShape(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool) -> (Int, Int, Int) {
     precondition(a.rank == 2 && b.rank == 2, "matmul: expected matrices, got \(a.shape) and \(b.shape)")
     let m = transposeA ? a.shape[1] : a.shape[0]
     let k = transposeA ? a.shape[0] : a.shape[1]
     let kb = transposeB ? b.shape[1] : b.shape[0]
     let n = transposeB ? b.shape[0] : b.shape[1]
     precondition(k == kb, "matmul: inner dimensions differ: \(a.shape)\(transposeA ? "ᵀ" : "") · \(b.shape)\(transposeB ? "ᵀ" : "")")
-    var out = [Float](repeating: 0, count: m * n)
-    if m == 0 || n == 0 || k == 0 { return Tensor(shape: [m, n], data: out) }
+    return (m, n, k)
+}
+
+/// `C = op(A) · op(B) + beta · C` (M, N, K > 0), shared between the team's threads from 2²⁰
+/// multiply-adds.
+private func multiply(_ a: Tensor, _ b: Tensor, transposeA: Bool, transposeB: Bool, into c: UnsafeMutablePointer<Float>,
+                      m: Int, n: Int, k: Int, beta: Float) {
     let lda = a.shape[1], ldb = b.shape[1]
     a.data.withUnsafeBufferPointer { pa in
         b.data.withUnsafeBufferPointer { pb in
-            out.withUnsafeMutableBufferPointer { pc in
-                let job = MatmulJob(a: pa.baseAddress!, lda: lda, transposeA: transposeA, b: pb.baseAddress!, ldb: ldb,
-                                    transposeB: transposeB, c: pc.baseAddress!, m: m, n: n, k: k)
-                let threads = ThreadTeam.available
-                if productParts(m, n, k, threads: threads) < 2 {
-                    job.run(rows: 0..<m, columns: 0..<n)
-                    return
-                }
-                let byRows = m >= n
-                let parts = min(threads, max(1, (byRows ? m : n) / 16))
-                runParts(parts) { p in
-                    if byRows { job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 16), columns: 0..<n) }
-                    else { job.run(rows: 0..<m, columns: WorkSplit.slice(p, of: parts, count: n, quantum: 16)) }
-                }
+            let job = MatmulJob(a: pa.baseAddress!, lda: lda, transposeA: transposeA, b: pb.baseAddress!, ldb: ldb,
+                                transposeB: transposeB, c: c, m: m, n: n, k: k, beta: beta)
+            let threads = ThreadTeam.available
+            if productParts(m, n, k, threads: threads) < 2 {
+                job.run(rows: 0..<m, columns: 0..<n)
+                return
+            }
+            let byRows = m >= n
+            let parts = min(threads, max(1, (byRows ? m : n) / 16))
+            runParts(parts) { p in
+                if byRows { job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 16), columns: 0..<n) }
+                else { job.run(rows: 0..<m, columns: WorkSplit.slice(p, of: parts, count: n, quantum: 16)) }
             }
         }
     }
-    return Tensor(shape: [m, n], data: out)
 }
 
 /// One block of C's rows and columns of a `matmul`.
@@ -200,6 +233,7 @@ private struct MatmulJob: @unchecked Sendable {
     let b: UnsafePointer<Float>, ldb: Int, transposeB: Bool
     let c: UnsafeMutablePointer<Float>
     let m: Int, n: Int, k: Int
+    let beta: Float
 
     func run(rows: Range<Int>, columns: Range<Int>) {
         if rows.isEmpty || columns.isEmpty { return }
@@ -208,7 +242,7 @@ private struct MatmulJob: @unchecked Sendable {
         // op(B) at b + j (as a row when transposed: b + j·ldb).
         BLAS.gemm(transA: transposeA, transB: transposeB, m: rows.count, n: columns.count, k: k,
                   a: a + (transposeA ? r0 : r0 * lda), lda: lda, b: b + (transposeB ? c0 * ldb : c0), ldb: ldb,
-                  beta: 0, c: c + r0 * n + c0, ldc: n)
+                  beta: beta, c: c + r0 * n + c0, ldc: n)
     }
 }
 

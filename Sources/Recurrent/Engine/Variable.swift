@@ -16,7 +16,7 @@ public final class Variable {
 
     let parents: [Variable]
     /// Given the gradient of this node's output, the gradient for each parent (nil: none).
-    let backwardFn: ((Tensor) -> [Tensor?])?
+    let backwardFn: ((Tensor) -> [GradientTerm?])?
 
     /// A leaf: an input (`requiresGrad: false`) or a trainable parameter (`requiresGrad: true`).
     public init(_ value: Tensor, requiresGrad: Bool = false, name: String = "") {
@@ -27,7 +27,7 @@ public final class Variable {
         self.backwardFn = nil
     }
 
-    init(value: Tensor, parents: [Variable], backward: @escaping (Tensor) -> [Tensor?]) {
+    init(value: Tensor, parents: [Variable], backward: @escaping (Tensor) -> [GradientTerm?]) {
         self.value = value
         self.requiresGrad = true
         self.name = ""
@@ -41,6 +41,12 @@ public final class Variable {
     /// plain constant and `backward` is dropped, so inference builds no graph.
     public static func record(_ value: Tensor, parents: [Variable],
                               backward: @escaping (Tensor) -> [Tensor?]) -> Variable {
+        recordTerms(value, parents: parents) { g in backward(g).map { $0.map(GradientTerm.tensor) } }
+    }
+
+    /// `record` with gradients that may be products left unformed (`GradientTerm`).
+    static func recordTerms(_ value: Tensor, parents: [Variable],
+                            backward: @escaping (Tensor) -> [GradientTerm?]) -> Variable {
         if GradientMode.isEnabled && parents.contains(where: { $0.requiresGrad }) {
             return Variable(value: value, parents: parents, backward: backward)
         }
@@ -66,11 +72,13 @@ public final class Variable {
                 stack.append((p, false))
             }
         }
-        // Gradients of intermediates live here; leaves accumulate into `grad`.
-        var pending: [ObjectIdentifier: Tensor] = [ObjectIdentifier(self): start]
+        // Gradients of intermediates live here; leaves accumulate into `grad`. A node's gradient
+        // is complete when the walk reaches it (every node that reads it comes before it).
+        var pending: [ObjectIdentifier: PendingGradient] = [ObjectIdentifier(self): PendingGradient(.tensor(start))]
         for node in order.reversed() {
             let id = ObjectIdentifier(node)
-            guard let g = pending.removeValue(forKey: id) else { continue }
+            guard var collected = pending.removeValue(forKey: id) else { continue }
+            let g = collected.materialized()
             guard let fn = node.backwardFn else {
                 if node.grad == nil { node.grad = g } else { node.grad!.add(g) }
                 continue
@@ -79,9 +87,14 @@ public final class Variable {
             precondition(grads.count == node.parents.count, "backward: op returned \(grads.count) gradients for \(node.parents.count) inputs")
             for (p, pg) in zip(node.parents, grads) {
                 guard p.requiresGrad, let pg else { continue }
-                precondition(pg.shape == p.value.shape, "backward: gradient shape \(pg.shape) for input of shape \(p.value.shape)")
+                let shape: [Int]
+                switch pg {
+                case .tensor(let t): shape = t.shape
+                case .transposedProduct(let a, let b): shape = [a.shape.last ?? 0, b.shape.last ?? 0]
+                }
+                precondition(shape == p.value.shape, "backward: gradient shape \(shape) for input of shape \(p.value.shape)")
                 let pid = ObjectIdentifier(p)
-                if pending[pid] == nil { pending[pid] = pg } else { pending[pid]!.add(pg) }
+                if pending[pid] == nil { pending[pid] = PendingGradient(pg) } else { pending[pid]!.add(pg) }
             }
         }
     }
@@ -124,12 +137,12 @@ extension Variable {
         let hub = Variable(value: empty, parents: parents) { _ in
             let g = box.grads
             box.grads = Array(repeating: nil, count: g.count)
-            return backward(g)
+            return backward(g).map { $0.map(GradientTerm.tensor) }
         }
         return values.enumerated().map { i, v in
             Variable(value: v, parents: [hub]) { g in
                 if box.grads[i] == nil { box.grads[i] = g } else { box.grads[i]!.add(g) }
-                return [empty]
+                return [.tensor(empty)]
             }
         }
     }

@@ -1,0 +1,84 @@
+/// What a backward closure sends to one parent: a gradient tensor, or a product `aᵀ·b` left
+/// unformed.
+///
+/// A weight used at every step of a sequence (a cell's `W_ih`, `W_hh` on the generic path)
+/// receives one product `g_tᵀ·x_t` per step (`g_t` `[B, G·H]`, `x_t` `[B, I]`). Formed one by one,
+/// each is a product with K = B (32 at C1) written into a fresh `[G·H, I]` tensor and then added:
+/// two passes over the weight's size per step for little arithmetic. Kept unformed, the terms of
+/// one gradient are stacked (`[ΣB, G·H]` and `[ΣB, I]`) and formed as one product with K = ΣB
+/// (`PendingGradient`): the same sum, in another order.
+enum GradientTerm {
+    case tensor(Tensor)
+    /// `aᵀ·b` for `a` `[R, M]` and `b` `[R, N]` → `[M, N]`.
+    case transposedProduct(Tensor, Tensor)
+}
+
+/// The gradient of one node while a backward pass collects it: a sum of tensors plus products not
+/// yet formed (`GradientTerm.transposedProduct`), formed when their stacked rows reach
+/// `stackedRows` (at the latest when the node is reached: `materialized()`).
+struct PendingGradient {
+    private var sum: Tensor?
+    private var products: [(Tensor, Tensor)] = []
+    private var rows = 0
+
+    /// Rows of stacked products formed at once: enough for a product near the machine's speed,
+    /// few enough that the stacked copies (`rows · (M + N)` floats) stay small.
+    static let stackedRows = 2048
+
+    init(_ term: GradientTerm) { add(term) }
+
+    mutating func add(_ term: GradientTerm) {
+        switch term {
+        case .tensor(let t):
+            if sum == nil { sum = t } else { sum!.add(t) }
+        case .transposedProduct(let a, let b):
+            precondition(a.rank == 2 && b.rank == 2 && a.shape[0] == b.shape[0],
+                         "gradient: product term of \(a.shape)ᵀ and \(b.shape)")
+            if let (first, _) = products.first {
+                precondition(first.shape[1] == a.shape[1] && products[0].1.shape[1] == b.shape[1],
+                             "gradient: product terms \(first.shape)ᵀ·\(products[0].1.shape) and \(a.shape)ᵀ·\(b.shape) differ")
+            }
+            products.append((a, b))
+            rows += a.shape[0]
+            if rows >= Self.stackedRows { formProducts() }
+        }
+    }
+
+    /// The summed gradient.
+    mutating func materialized() -> Tensor {
+        formProducts()
+        return sum!
+    }
+
+    /// Adds the pending products to `sum` as one product of their stacked rows.
+    private mutating func formProducts() {
+        guard let (a0, b0) = products.first else { return }
+        let m = a0.shape[1], n = b0.shape[1]
+        let a = products.count == 1 ? a0 : Tensor(stackingRows: products.map(\.0), width: m, rows: rows)
+        let b = products.count == 1 ? b0 : Tensor(stackingRows: products.map(\.1), width: n, rows: rows)
+        products = []
+        rows = 0
+        if sum == nil {
+            sum = matmul(a, b, transposeA: true)
+        } else {
+            matmul(a, b, transposeA: true, accumulatingInto: &sum!)
+        }
+    }
+}
+
+extension Tensor {
+    /// The rows of matrices `[R_i, width]` one after another: `[rows = ΣR_i, width]`.
+    init(stackingRows parts: [Tensor], width: Int, rows: Int) {
+        let data = [Float](unsafeUninitializedCapacity: rows * width) { out, initialized in
+            var offset = 0
+            for p in parts {
+                p.data.withUnsafeBufferPointer { src in
+                    if src.count > 0 { (out.baseAddress! + offset).initialize(from: src.baseAddress!, count: src.count) }
+                }
+                offset += p.count
+            }
+            initialized = offset
+        }
+        self.init(shape: [rows, width], data: data)
+    }
+}
