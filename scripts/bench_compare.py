@@ -21,7 +21,12 @@ C4; inference: 1.0 on C1, C2 and C4, 2.0 on C3) and whether the ratio of medians
 a whisker, the min ratio as a dot and the target as a mark. `--from-jsonl FILE` makes the table
 (and picture) from the raw rows a former run appended with `--jsonl`, without measuring.
 
-usage: python3 scripts/bench_compare.py [shared-dir] [--configs C1,C3] [--cells rnn,lstm,gru]
+`--path cells` compares the open path instead: our cells stepped on the tape by the generic runner
+(`recurrent bench --path cells`) against PyTorch's cells stepped in a Python loop
+(`scripts/bench_cells_torch.py`, what a PyTorch user writes for a custom cell). The issue sets no
+targets for that path, so its rows have none.
+
+usage: python3 scripts/bench_compare.py [shared-dir] [--configs C1,C3] [--cells rnn,lstm,gru] [--path cells]
            [--threads 1,2] [--rounds 3] [--binary .build/release/recurrent] [--jsonl out.jsonl]
            [--svg out.svg] [--from-jsonl earlier.jsonl]
 The shared directory (default ../shared) is only read, never copied.
@@ -50,6 +55,8 @@ def run_json_lines(cmd):
 def measure(args, configs, threads):
     """Runs every round; returns {(config, cell, mode, threads): {"ours": [rows], "torch": [rows]}}."""
     torch_script = os.path.join(args.shared, "peers", "bench_torch.py")
+    if args.path == "cells":
+        torch_script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "bench_cells_torch.py")
     if not os.path.exists(torch_script):
         raise SystemExit(f"no {torch_script}: pass the shared directory as the first argument")
     if not os.path.exists(args.binary):
@@ -63,6 +70,9 @@ def measure(args, configs, threads):
                              "--threads", t, "--deadline", str(args.deadline)]
                 ours_cmd = [args.binary, "bench", "--configs", config, "--cells", cell,
                             "--threads", t, "--deadline", str(args.deadline), "--json"]
+                if args.path == "cells":
+                    torch_cmd += ["--shared", args.shared]
+                    ours_cmd += ["--path", "cells"]
                 sides = [("torch", torch_cmd), ("ours", ours_cmd)]
                 for side, cmd in (sides if rnd % 2 == 0 else sides[::-1]):
                     print(f"# round {rnd + 1}/{args.rounds} threads {t} {config} {cell} {side}", file=sys.stderr,
@@ -96,7 +106,7 @@ def load_jsonl(path):
     return results
 
 
-def summarize(results, configs):
+def summarize(results, configs, targets=TARGETS):
     """One dict per (config, cell, mode, threads), in table order."""
     rows = []
     order = {c: i for i, c in enumerate(configs)}
@@ -135,7 +145,7 @@ def summarize(results, configs):
                 by_round.setdefault(r["round"], {})[side] = r["median_ms"]
         row["paired"] = sorted(v["torch"] / v["ours"] for v in by_round.values() if "torch" in v and "ours" in v)
         # The issue's targets are for two threads.
-        row["target"] = TARGETS.get(mode, {}).get(config) if t == 2 else None
+        row["target"] = targets.get(mode, {}).get(config) if t == 2 else None
         row["met"] = row["ratio"] >= row["target"] if row["target"] is not None and row["ratio"] is not None else None
         rows.append(row)
     return rows
@@ -239,6 +249,8 @@ def main():
     ap.add_argument("--svg", help="also draw the table's ratios and targets into this SVG file")
     ap.add_argument("--title", default="Recurrent vs PyTorch", help="title of the SVG picture")
     ap.add_argument("--from-jsonl", help="summarize the raw rows of an earlier --jsonl file instead of measuring")
+    ap.add_argument("--path", choices=["fused", "cells"], default="fused",
+                    help="fused layers against nn.RNN/LSTM/GRU (default), or cells on the tape against cells in a Python loop")
     args = ap.parse_args()
 
     configs = [c for c in args.configs.split(",") if c]
@@ -247,7 +259,7 @@ def main():
         results = load_jsonl(args.from_jsonl)
     else:
         results = measure(args, configs, threads)
-    rows = summarize(results, configs)
+    rows = summarize(results, configs, TARGETS if args.path == "fused" else {})
     print_table(rows)
     if args.svg:
         write_svg(rows, args.svg, args.title)

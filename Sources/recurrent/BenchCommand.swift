@@ -22,6 +22,10 @@ import Darwin
 /// where other processes used little of the machine are pooled until enough exist (`clean`), or
 /// the least-contended chunks are used when the deadline passes (`contended`).
 ///
+/// `--path cells` runs the same layers as their cells stepped on the tape by the generic runner
+/// (`useFusedKernels = false`): the path a custom `RecurrentCell` takes. Its PyTorch peer is
+/// `scripts/bench_cells_torch.py` (cells in a Python loop).
+///
 /// Results go to stdout (a table, or JSON lines with `--json`); which row is running, the time
 /// elapsed and an estimate of the time left go to stderr (`RowProgress`).
 struct Bench: ParsableCommand {
@@ -130,7 +134,7 @@ struct Bench: ParsableCommand {
             }
         let flops = config.forwardFlops(gates: kind.gateCount) * (train ? 3 : 1)
         return BenchRow(config: config, cell: cellName, mode: train ? "train" : "infer", threads: threads,
-                        timing: timing, flops: flops, peakGflops: peak, peakMegabytes: memory.peakMegabytes())
+                        timing: timing, flops: flops, peakGflops: peak, peakMegabytes: memory.peakMegabytes(), path: path)
     }
 }
 
@@ -183,6 +187,8 @@ struct BenchRow {
     /// The machine's measured fp32 peak for `threads` threads (`MachinePeak`), GFLOP/s.
     let peakGflops: Double
     let peakMegabytes: Double?
+    /// `fused` or `cells` (`--path`).
+    let path: String
 
     var gflops: Double { flops / timing.median / 1e9 }
 
@@ -190,7 +196,8 @@ struct BenchRow {
 
     var json: String {
         var fields: [(String, String)] = [
-            ("lib", quoted("recurrent")), ("blas", quoted(BLAS.implementation)), ("threads", "\(threads)"),
+            ("lib", quoted("recurrent")), ("path", quoted(path)), ("blas", quoted(BLAS.implementation)),
+            ("threads", "\(threads)"),
             ("config", quoted(config.name)), ("cell", quoted(cell)), ("mode", quoted(mode)),
             ("T", "\(config.T)"), ("B", "\(config.B)"), ("D", "\(config.D)"), ("H", "\(config.H)"),
             ("L", "\(config.L)"), ("bidir", config.bidirectional ? "true" : "false"),

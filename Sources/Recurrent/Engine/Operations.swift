@@ -78,7 +78,14 @@ public func columnSums(_ g: Tensor) -> Tensor {
 
 /// `x · Wᵀ + b` for `x` `[B, I]`, `W` `[O, I]`, `b` `[O]` — PyTorch's `F.linear`, as one tape
 /// node (the bias is added to the product in place, `(x · Wᵀ) + b` as `addRowVector` adds it).
+///
+/// Inside a sequence run on the tape (`runCell`) the weight is packed once for all steps
+/// (`SequenceWeights`).
 public func linear(_ x: Variable, weight: Variable, bias: Variable?) -> Variable {
+    if let scope = SequenceWeights.current, x.value.rank == 2, weight.value.rank == 2, x.shape[0] > 0,
+       x.shape[1] == weight.shape[1], bias.map({ $0.value.rank == 1 && $0.shape[0] == weight.shape[0] }) ?? true {
+        return linear(x, weight: weight, bias: bias, packedIn: scope)
+    }
     guard let bias else { return matmul(x, weight, transposeB: true) }
     precondition(x.value.rank == 2 && bias.value.rank == 1 && weight.value.rank == 2 && bias.shape[0] == weight.shape[0],
                  "linear: cannot add bias \(bias.shape) to x \(x.shape) · weight \(weight.shape)ᵀ")

@@ -7,8 +7,15 @@
 /// step sends no gradient into the row either); the reverse direction therefore starts each
 /// sequence at its own last element. Returns the outputs `[T, B, H]` (each at its own t) and the
 /// state components after the last step.
+///
+/// The weights the cell passes to `linear` are packed once for all steps (`SequenceWeights`).
 func runCell<Cell: RecurrentCell>(_ cell: Cell, over x: Variable, initial: [Variable]?, lengths: [Int]?,
                                   reverse: Bool) -> (output: Variable, final: [Variable]) {
+    SequenceWeights.during { runSteps(cell, over: x, initial: initial, lengths: lengths, reverse: reverse) }
+}
+
+private func runSteps<Cell: RecurrentCell>(_ cell: Cell, over x: Variable, initial: [Variable]?, lengths: [Int]?,
+                                           reverse: Bool) -> (output: Variable, final: [Variable]) {
     precondition(x.value.rank == 3 && x.shape[2] == cell.inputSize,
                  "runCell: input must be [T, B, \(cell.inputSize)], got \(x.shape)")
     let (steps, batch) = (x.shape[0], x.shape[1])
