@@ -48,6 +48,31 @@ import Testing
         #expect(after.maxAbsDifference(before * 2) < 1e-4)
     }
 
+    /// Parameters are packed (`matmul` with a transposed right side and `linear` share one
+    /// entry); a computed matrix and a constant are not, and every product still has BLAS's value.
+    @Test func onlyParametersArePacked() {
+        var rng = RandomGenerator(seed: 8)
+        let x = Variable(rng.uniformTensor([6, 64], low: -1, high: 1), requiresGrad: true)
+        let w = Variable(rng.uniformTensor([96, 64], low: -1, high: 1), requiresGrad: true)
+        let constant = Variable(rng.uniformTensor([40, 64], low: -1, high: 1))
+        let plain = [matmul(x.value, w.value, transposeB: true), matmul(x.value, w.value, transposeB: true),
+                     matmul(x.value, (w.value * 2).slice(0..<32), transposeB: true),
+                     matmul(x.value, constant.value, transposeB: true)]
+        let (values, packed) = SequenceWeights.during { () -> ([Tensor], [Int]) in
+            let scope = SequenceWeights.current
+            var counts: [Int] = []
+            var values: [Tensor] = []
+            values.append(matmul(x, w, transposeB: true).value); counts.append(scope?.packedCount ?? 0)
+            values.append(linear(x, weight: w, bias: nil).value); counts.append(scope?.packedCount ?? 0)
+            let computed = w * 2
+            values.append(columns(matmul(x, computed, transposeB: true), 0..<32).value); counts.append(scope?.packedCount ?? 0)
+            values.append(matmul(x, constant, transposeB: true).value); counts.append(scope?.packedCount ?? 0)
+            return (values, counts)
+        }
+        #expect(!StepProduct.packedKernelIsFast || packed == [1, 1, 1, 1])
+        for (v, p) in zip(values, plain) { #expect(v.maxAbsDifference(p) < 1e-4) }
+    }
+
     /// The packed products are shared between threads by 32-unit slices, each element computed
     /// alike on any thread: on the team and on one thread (inside a team part) the values and
     /// the input gradient are bit for bit the same.

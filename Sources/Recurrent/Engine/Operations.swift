@@ -35,7 +35,14 @@ public func oneMinus(_ a: Variable) -> Variable {
 }
 
 /// Matrix product `[M, K] · [K, N] → [M, N]` (either side optionally transposed).
+///
+/// Inside a sequence run on the tape, `a · Wᵀ` with a weight `W` is `linear(a, weight: W, bias: nil)`
+/// (packed once for all steps, `SequenceWeights`).
 public func matmul(_ a: Variable, _ b: Variable, transposeB: Bool = false) -> Variable {
+    if transposeB, let scope = SequenceWeights.current, scope.packs(b), a.value.rank == 2, a.shape[0] > 0,
+       a.shape[1] == b.shape[1] {
+        return linear(a, weight: b, bias: nil, packedIn: scope)
+    }
     let av = a.value, bv = b.value
     let out = matmul(av, bv, transposeB: transposeB)
     return Variable.recordTerms(out, parents: [a, b]) { g in
@@ -82,7 +89,7 @@ public func columnSums(_ g: Tensor) -> Tensor {
 /// Inside a sequence run on the tape (`runCell`) the weight is packed once for all steps
 /// (`SequenceWeights`).
 public func linear(_ x: Variable, weight: Variable, bias: Variable?) -> Variable {
-    if let scope = SequenceWeights.current, x.value.rank == 2, weight.value.rank == 2, x.shape[0] > 0,
+    if let scope = SequenceWeights.current, scope.packs(weight), x.value.rank == 2, x.shape[0] > 0,
        x.shape[1] == weight.shape[1], bias.map({ $0.value.rank == 1 && $0.shape[0] == weight.shape[0] }) ?? true {
         return linear(x, weight: weight, bias: bias, packedIn: scope)
     }

@@ -33,10 +33,21 @@ final class SequenceWeights: @unchecked Sendable {
 
     private var entries: [Key: Entry] = [:]
 
+    /// Weights packed in this scope (one entry per weight and row kind).
+    var packedCount: Int { entries.count }
+
     /// Runs `body` with a scope (the current one when there is one already).
     static func during<R>(_ body: () throws -> R) rethrows -> R {
         if current != nil || !StepProduct.packedKernelIsFast { return try body() }
         return try $current.withValue(SequenceWeights()) { try body() }
+    }
+
+    /// Whether products with `weight` go through this scope: a trainable parameter (a leaf that
+    /// requires a gradient, the same at every step) of rank 2. A computed matrix is new at every
+    /// step (and a leaf too while gradients are off): packing it would cost what BLAS's own
+    /// packing costs, and its entry would keep it alive until the scope ends.
+    func packs(_ weight: Variable) -> Bool {
+        weight.requiresGrad && weight.backwardFn == nil && weight.value.rank == 2 && weight.value.count > 0
     }
 
     /// The products with `weight` `[N, K]` for blocks of `rows` rows: forward `x·Wᵀ` and, with
