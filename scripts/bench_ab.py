@@ -9,13 +9,15 @@ of the fastest steps and of the median steps (> 1: B is faster; the median steps
 copes with a busy second core). A side is a package directory holding
 `.build/release/recurrent`, optionally followed by `|NAME=VALUE` to set one environment variable.
 
-usage: python3 scripts/bench_ab.py BASE_DIR NEW_DIR C1 lstm infer [--rounds 8]
+`--path cells` times the cells on the tape (`recurrent bench --path cells`) instead of the fused layers.
+
+usage: python3 scripts/bench_ab.py BASE_DIR NEW_DIR C1 lstm infer [--rounds 8] [--path cells]
        python3 scripts/bench_ab.py . ".|RECURRENT_HEAP=system" C1bi lstm train
 """
 import argparse, json, os, statistics, subprocess
 
 
-def run(spec, config, cell, mode):
+def run(spec, config, cell, mode, path):
     directory, _, extra = spec.partition("|")
     env = dict(os.environ)
     if extra:
@@ -23,7 +25,7 @@ def run(spec, config, cell, mode):
         env[name] = value
     out = subprocess.run([os.path.join(directory, ".build", "release", "recurrent"), "bench", "--configs", config,
                           "--cells", cell, "--modes", mode, "--threads", "2", "--repeats", "3", "--min-time", "0.3",
-                          "--deadline", "5", "--json"], capture_output=True, text=True, env=env, check=True).stdout
+                          "--deadline", "5", "--json"] + (["--path", path] if path != "fused" else []), capture_output=True, text=True, env=env, check=True).stdout
     row = [json.loads(line) for line in out.splitlines() if line.startswith("{")][0]
     return row["min_ms"], row["median_ms"]
 
@@ -36,15 +38,16 @@ def main():
     ap.add_argument("cell")
     ap.add_argument("mode")
     ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--path", choices=["fused", "cells"], default="fused")
     args = ap.parse_args()
     a_ms, b_ms = [], []
     for i in range(args.rounds):
         if i % 2 == 0:
-            a_ms.append(run(args.a, args.config, args.cell, args.mode))
-            b_ms.append(run(args.b, args.config, args.cell, args.mode))
+            a_ms.append(run(args.a, args.config, args.cell, args.mode, args.path))
+            b_ms.append(run(args.b, args.config, args.cell, args.mode, args.path))
         else:
-            b_ms.append(run(args.b, args.config, args.cell, args.mode))
-            a_ms.append(run(args.a, args.config, args.cell, args.mode))
+            b_ms.append(run(args.b, args.config, args.cell, args.mode, args.path))
+            a_ms.append(run(args.a, args.config, args.cell, args.mode, args.path))
     ratios = [x[0] / y[0] for x, y in zip(a_ms, b_ms)]
     median_ratios = [x[1] / y[1] for x, y in zip(a_ms, b_ms)]
     a_fast, b_fast = [x[0] for x in a_ms], [y[0] for y in b_ms]

@@ -364,3 +364,12 @@ void ck_copy_rows(long rows, long cols, const float *src, long ldSrc, float *dst
 void ck_fill_rows(long rows, long cols, const float *row, float *dst) {
     for (long r = 0; r < rows; r++) memcpy(dst + r * cols, row, (size_t)cols * sizeof(float));
 }
+
+// The rows of a [rows, cols] block are added in order, each a vectorized pass over the sums
+// (restrict: the compiler need not check that sums and src overlap).
+CK_KERNEL void ck_sum_rows(long rows, long cols, const float *restrict src, long ld, float *restrict sums) {
+    for (long r = 0; r < rows; r++) {
+        const float *row = src + r * ld;
+        CK_ELEMENTWISE for (long j = 0; j < cols; j++) sums[j] += row[j];
+    }
+}

@@ -109,6 +109,8 @@ void ck_gru_backward(const ck_block *s, const float *gates, const float *ghn, co
 void ck_copy_rows(long rows, long cols, const float *src, long ldSrc, float *dst, long ldDst);
 /// dst[r, :] = row for each of `rows` rows of width `cols` (broadcasts a bias).
 void ck_fill_rows(long rows, long cols, const float *row, float *dst);
+/// sums[j] += Σ_r src[r·ld + j] for a [rows, cols] block, rows added in order (a bias gradient).
+void ck_sum_rows(long rows, long cols, const float *src, long ld, float *sums);
 
 // ---- products against a packed right-hand side ----
 

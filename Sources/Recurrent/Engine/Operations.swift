@@ -71,13 +71,14 @@ func addToEveryRow(_ out: inout Tensor, _ bias: Tensor) {
     }
 }
 
-/// Sum over rows: `[B, N] → [N]`.
+/// Sum over rows: `[B, N] → [N]` (`ck_sum_rows`).
 public func columnSums(_ g: Tensor) -> Tensor {
     let n = g.shape.last ?? 1
+    let rows = g.count / max(n, 1)
     var s = [Float](repeating: 0, count: n)
     g.data.withUnsafeBufferPointer { p in
         s.withUnsafeMutableBufferPointer { o in
-            for r in 0..<(p.count / max(n, 1)) { for j in 0..<n { o[j] += p[r * n + j] } }
+            if rows > 0 && n > 0 { ck_sum_rows(rows, n, p.baseAddress!, n, o.baseAddress!) }
         }
     }
     return Tensor(shape: [n], data: s)

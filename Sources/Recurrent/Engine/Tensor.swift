@@ -82,7 +82,16 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
     public static func * (a: Tensor, b: Tensor) -> Tensor { a.zipWith(b, *) }
     public static func * (a: Tensor, s: Float) -> Tensor { a.map { $0 * s } }
 
-    public func map(_ f: (Float) -> Float) -> Tensor { Tensor(shape: shape, data: data.map(f)) }
+    /// `f` of every element, in one pass into new storage.
+    public func map(_ f: (Float) -> Float) -> Tensor {
+        let n = count
+        return Tensor(shape: shape, data: [Float](unsafeUninitializedCapacity: n) { out, initialized in
+            data.withUnsafeBufferPointer { x in
+                for i in 0..<n { out[i] = f(x[i]) }
+            }
+            initialized = n
+        })
+    }
 
     /// The result of an element-wise C kernel `kernel(n, x, y)` (`y[i] = f(x[i])`) on this tensor.
     func applying(_ kernel: (Int, UnsafePointer<Float>?, UnsafeMutablePointer<Float>?) -> Void) -> Tensor {
@@ -93,15 +102,18 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
         })
     }
 
+    /// `f` of every pair of elements, in one pass into new storage (shapes must match).
     public func zipWith(_ other: Tensor, _ f: (Float, Float) -> Float) -> Tensor {
         precondition(shape == other.shape, "element-wise op: shapes \(shape) and \(other.shape) differ")
-        var out = data
-        other.data.withUnsafeBufferPointer { b in
-            out.withUnsafeMutableBufferPointer { o in
-                for i in 0..<o.count { o[i] = f(o[i], b[i]) }
+        let n = count
+        return Tensor(shape: shape, data: [Float](unsafeUninitializedCapacity: n) { out, initialized in
+            data.withUnsafeBufferPointer { a in
+                other.data.withUnsafeBufferPointer { b in
+                    for i in 0..<n { out[i] = f(a[i], b[i]) }
+                }
             }
-        }
-        return Tensor(shape: shape, data: out)
+            initialized = n
+        })
     }
 
     /// In-place `self += other` (same shape).
