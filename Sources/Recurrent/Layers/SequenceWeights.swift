@@ -104,25 +104,25 @@ func linear(_ x: Variable, weight: Variable, bias: Variable?, packedIn scope: Se
 
 extension StepProduct {
     /// `out = a·Wᵀ` for `rows` rows of `a` `[rows, K]` (row stride K) into `out` `[rows, N]`,
-    /// shared between the team's threads by 32-unit slices from 2²⁰ multiply-adds.
+    /// shared between the team's threads by 32-unit slices from 2²⁰ multiply-adds (slices that
+    /// follow the threads' speeds, `runBalancedParts`: each unit comes out alike in any slice).
     func forwardAll(rows: Int, a: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
         let N = hidden, K = inputs
         let parts = N % 32 == 0 ? min(productParts(rows, N, K, threads: ThreadTeam.available), N / 32) : 1
         let job = ProductJob(a: a, out: out)
-        runParts(parts) { p in
-            self.forward(rows: rows, units: WorkSplit.slice(p, of: parts, count: N, quantum: 32), a: job.a, lda: K,
-                         out: job.out)
+        runBalancedParts(parts, count: N, quantum: 32) { units in
+            self.forward(rows: rows, units: units, a: job.a, lda: K, out: job.out)
         }
     }
 
     /// `out += g·W` for `rows` rows of `g` `[rows, N]` into `out` `[rows, K]`, shared between the
-    /// team's threads by 32-column slices from 2²⁰ multiply-adds.
+    /// team's threads by 32-column slices from 2²⁰ multiply-adds (following the threads' speeds).
     func backwardAll(rows: Int, g: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
         let N = hidden, K = inputs
         let parts = min(productParts(rows, N, K, threads: ThreadTeam.available), max(1, K / 32))
         let job = ProductJob(a: g, out: out)
-        runParts(parts) { p in
-            self.backward(rows: rows, units: WorkSplit.slice(p, of: parts, count: K, quantum: 32), dG: job.a, dh: job.out)
+        runBalancedParts(parts, count: K, quantum: 32) { columns in
+            self.backward(rows: rows, units: columns, dG: job.a, dh: job.out)
         }
     }
 }
