@@ -381,3 +381,11 @@ CK_KERNEL void ck_add_to_rows(long rows, long cols, const float *restrict row, f
         CK_ELEMENTWISE for (long j = 0; j < cols; j++) d[j] += row[j];
     }
 }
+
+CK_KERNEL void ck_add_rows(long rows, long cols, const float *restrict src, long ldSrc, float *restrict dst, long ldDst) {
+    for (long r = 0; r < rows; r++) {
+        const float *s = src + r * ldSrc;
+        float *d = dst + r * ldDst;
+        CK_ELEMENTWISE for (long j = 0; j < cols; j++) d[j] += s[j];
+    }
+}

@@ -130,6 +130,27 @@ import Testing
         #expect(worst / scale < 1e-5, "worst error \(worst) against the largest element \(scale)")
     }
 
+    /// Column slices send their gradient as blocks added into their columns: blocks and a dense
+    /// gradient of the same matrix, in either order, must sum exactly (small integers).
+    @Test func columnBlocksAddIntoTheirColumns() {
+        let x = Variable(Tensor(shape: [3, 6], data: (0..<18).map { Float($0) }), requiresGrad: true)
+        let dense = Tensor(shape: [3, 6], data: (0..<18).map { Float($0 % 5) })
+        let left = Tensor(shape: [3, 2], data: [1, 2, 3, 4, 5, 6]), right = Tensor(shape: [3, 3], data: (0..<9).map { Float(10 * $0) })
+        var expected = dense
+        for r in 0..<3 {
+            for j in 0..<2 { expected[r, j] += left[r, j] + left[r, j] }
+            for j in 0..<3 { expected[r, 3 + j] += right[r, j] }
+        }
+        for denseFirst in [true, false] {
+            x.grad = nil
+            let d = sum(x * Variable(dense))
+            let blocks = sum(columns(x, 0..<2) * Variable(left)) + sum(columns(x, 3..<6) * Variable(right))
+                + sum(columns(x, 0..<2) * Variable(left))
+            (denseFirst ? d + blocks : blocks + d).backward()
+            #expect(x.grad == expected, "dense first: \(denseFirst)")
+        }
+    }
+
     @Test func multipleOutputNodeRoutesEachGradient() {
         let x = Variable(Tensor(shape: [2], data: [1, 2]), requiresGrad: true)
         let outs = Variable.recordMultiple([x.value * 2, x.value * 3], parents: [x]) { g in

@@ -170,21 +170,9 @@ public func columns(_ x: Variable, _ range: Range<Int>) -> Variable {
         }
         count = rows * k
     }
-    return Variable.record(Tensor(shape: [rows, k], data: out), parents: [x]) { g in
-        // Zeros outside the columns, the gradient inside.
-        let gx = [Float](unsafeUninitializedCapacity: rows * n) { dst, count in
-            if rows > 0 && n > 0 {
-                let d = dst.baseAddress!
-                if k < n { d.initialize(repeating: 0, count: rows * n) }
-                if k > 0 {
-                    g.data.withUnsafeBufferPointer { src in
-                        copyRows(rows, k, from: src.baseAddress!, k, to: d + start, n)
-                    }
-                }
-            }
-            count = rows * n
-        }
-        return [Tensor(shape: [rows, n], data: gx)]
+    return Variable.recordTerms(Tensor(shape: [rows, k], data: out), parents: [x]) { g in
+        // Added into its columns of x's gradient (zeros elsewhere), `GradientTerm.columnBlock`.
+        [.columnBlock(g, start: start, total: n)]
     }
 }
 

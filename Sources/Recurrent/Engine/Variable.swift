@@ -87,11 +87,7 @@ public final class Variable {
             precondition(grads.count == node.parents.count, "backward: op returned \(grads.count) gradients for \(node.parents.count) inputs")
             for (p, pg) in zip(node.parents, grads) {
                 guard p.requiresGrad, let pg else { continue }
-                let shape: [Int]
-                switch pg {
-                case .tensor(let t): shape = t.shape
-                case .transposedProduct(let a, let b): shape = [a.shape.last ?? 0, b.shape.last ?? 0]
-                }
+                let shape = pg.shape
                 precondition(shape == p.value.shape, "backward: gradient shape \(shape) for input of shape \(p.value.shape)")
                 let pid = ObjectIdentifier(p)
                 if pending[pid] == nil { pending[pid] = PendingGradient(pg) } else { pending[pid]!.add(pg) }
