@@ -103,12 +103,19 @@ func linear(_ x: Variable, weight: Variable, bias: Variable?, packedIn scope: Se
 }
 
 extension StepProduct {
+    /// Threads for a product of `rows` rows with `W` `[N, K]`: from 2²⁰ multiply-adds, and for
+    /// one row from 512 KB of weights, which a product of one row reads at L2 speed for little
+    /// arithmetic (each thread then keeps its slice in its own L2 from step to step).
+    static func parts(_ rows: Int, _ N: Int, _ K: Int) -> Int {
+        rows == 1 && N * K >= 1 << 17 ? ThreadTeam.available : productParts(rows, N, K, threads: ThreadTeam.available)
+    }
+
     /// `out = a·Wᵀ` for `rows` rows of `a` `[rows, K]` (row stride K) into `out` `[rows, N]`,
     /// shared between the team's threads by 32-unit slices from 2²⁰ multiply-adds (slices that
     /// follow the threads' speeds, `runBalancedParts`: each unit comes out alike in any slice).
     func forwardAll(rows: Int, a: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
         let N = hidden, K = inputs
-        let parts = N % 32 == 0 ? min(productParts(rows, N, K, threads: ThreadTeam.available), N / 32) : 1
+        let parts = N % 32 == 0 ? min(Self.parts(rows, N, K), N / 32) : 1
         let job = ProductJob(a: a, out: out)
         runBalancedParts(parts, count: N, quantum: 32) { units in
             self.forward(rows: rows, units: units, a: job.a, lda: K, out: job.out)
@@ -119,7 +126,7 @@ extension StepProduct {
     /// team's threads by 32-column slices from 2²⁰ multiply-adds (following the threads' speeds).
     func backwardAll(rows: Int, g: UnsafePointer<Float>, out: UnsafeMutablePointer<Float>) {
         let N = hidden, K = inputs
-        let parts = min(productParts(rows, N, K, threads: ThreadTeam.available), max(1, K / 32))
+        let parts = min(Self.parts(rows, N, K), max(1, K / 32))
         let job = ProductJob(a: g, out: out)
         runBalancedParts(parts, count: K, quantum: 32) { columns in
             self.backward(rows: rows, units: columns, dG: job.a, dh: job.out)
