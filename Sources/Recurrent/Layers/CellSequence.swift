@@ -11,7 +11,8 @@
 /// The weights the cell passes to `linear` are packed once for all steps (`SequenceWeights`).
 func runCell<Cell: RecurrentCell>(_ cell: Cell, over x: Variable, initial: [Variable]?, lengths: [Int]?,
                                   reverse: Bool) -> (output: Variable, final: [Variable]) {
-    SequenceWeights.during { runSteps(cell, over: x, initial: initial, lengths: lengths, reverse: reverse) }
+    _ = HeapSetup.done
+    return SequenceWeights.during { runSteps(cell, over: x, initial: initial, lengths: lengths, reverse: reverse) }
 }
 
 private func runSteps<Cell: RecurrentCell>(_ cell: Cell, over x: Variable, initial: [Variable]?, lengths: [Int]?,

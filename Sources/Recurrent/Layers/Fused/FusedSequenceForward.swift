@@ -61,6 +61,7 @@ extension FusedSequence {
                     handover: RowHandover? = nil)
         -> (hN: Tensor, cN: Tensor?, context: Context?) {
         precondition(x.rank == 3, "FusedSequence: x must be [T, B, I], got \(x.shape)")
+        _ = HeapSetup.done
         let T = x.shape[0], B = x.shape[1], I = x.shape[2]
         precondition(h0.rank == 2 && h0.shape[0] == B, "FusedSequence: h0 must be [B=\(B), H], got \(h0.shape)")
         let H = h0.shape[1], G = kind.gateCount, GH = G * H, BH = B * H
