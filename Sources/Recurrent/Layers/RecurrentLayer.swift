@@ -19,10 +19,11 @@
 ///
 /// Each (layer, direction) runs either as one `FusedSequence.apply` node (`useFusedKernels`, the
 /// default: whole-sequence forward and hand-written backward) or as the corresponding cell
-/// (`RNNCell`, `LSTMCell`, `GRUCell`) stepped on the tape by the generic runner — the oracle. Both
-/// read the same parameter Variables and share one implementation of stacking, dropout,
-/// directions, merging and the state layout (`LayerStack`), so they can be compared on identical
-/// weights.
+/// (`RNNCell`, `LSTMCell`, `GRUCell`) stepped on the tape by the generic runner — the oracle for the
+/// hand-written backward and gate kernels. Both read the same parameter Variables and share one
+/// implementation of stacking, dropout, directions, merging and the state layout (`LayerStack`),
+/// so they can be compared on identical weights. (Where the AVX-512 kernels run, both also share
+/// the packed product kernel, `SequenceWeights`; its products are compared with BLAS in the tests.)
 public final class RecurrentLayer: Module, CustomStringConvertible {
     public let kind: CellKind
     public var inputSize: Int { stack.inputSize }
