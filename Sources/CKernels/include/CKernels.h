@@ -111,9 +111,8 @@ void ck_copy_rows(long rows, long cols, const float *src, long ldSrc, float *dst
 void ck_fill_rows(long rows, long cols, const float *row, float *dst);
 /// sums[j] += Σ_r src[r·ld + j] for a [rows, cols] block, rows added in order (a bias gradient).
 void ck_sum_rows(long rows, long cols, const float *src, long ld, float *sums);
-/// dst[r·cols + j] += row[j] for each of `rows` rows (adds a bias to every row).
-void ck_add_to_rows(long rows, long cols, const float *row, float *dst);
-/// dst[r·ldDst + j] += src[r·ldSrc + j] for a [rows, cols] block (strided add).
+/// dst[r·ldDst + j] += src[r·ldSrc + j] for a [rows, cols] block (strided add; ldSrc = 0 adds one
+/// row, a bias, to every row).
 void ck_add_rows(long rows, long cols, const float *src, long ldSrc, float *dst, long ldDst);
 
 // ---- products against a packed right-hand side ----

@@ -61,13 +61,13 @@ public func addRowVector(_ x: Variable, _ bias: Variable) -> Variable {
     return Variable.record(out, parents: [x, bias]) { g in [g, columnSums(g)] }
 }
 
-/// `out[r, j] += bias[j]` for every row of `out` `[B, N]` (`ck_add_to_rows`).
+/// `out[r, j] += bias[j]` for every row of `out` `[B, N]` (`ck_add_rows` reading one row).
 func addToEveryRow(_ out: inout Tensor, _ bias: Tensor) {
     let n = bias.count
     guard n > 0 else { return }
     bias.data.withUnsafeBufferPointer { b in
         out.data.withUnsafeMutableBufferPointer { o in
-            if o.count >= n { ck_add_to_rows(o.count / n, n, b.baseAddress!, o.baseAddress!) }
+            if o.count >= n { ck_add_rows(o.count / n, n, b.baseAddress!, 0, o.baseAddress!, n) }
         }
     }
 }
