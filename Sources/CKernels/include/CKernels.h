@@ -167,6 +167,15 @@ void ck_buffer_release(void *block, size_t bytes);
 /// whether it changed anything (always 0 off glibc).
 int ck_heap_keep_freed(void);
 
+// ---- graph branches ----
+
+/// The graph branch this thread is building (0 outside any branch); new nodes record it.
+long ck_graph_branch(void);
+/// Makes `branch` this thread's branch and returns the one it replaces.
+long ck_graph_enter_branch(long branch);
+/// A branch number not handed out before (1, 2, ...).
+long ck_graph_new_branch(void);
+
 // ---- thread team ----
 
 /// A part of a task: `part` in 0..<parts.

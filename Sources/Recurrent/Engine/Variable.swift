@@ -1,3 +1,5 @@
+import CKernels
+
 /// A node of the reverse-mode autodiff graph: a value, its gradient, and how to send a gradient
 /// back to the values it was computed from.
 ///
@@ -15,6 +17,8 @@ public final class Variable {
     public var name: String
 
     let parents: [Variable]
+    /// The graph branch that created the node (`GraphBranches`; 0 outside any branch).
+    let branch = ck_graph_branch()
     /// Given the gradient of this node's output, the gradient for each parent (nil: none).
     let backwardFn: ((Tensor) -> [GradientTerm?])?
 
@@ -60,13 +64,23 @@ public final class Variable {
     public func backward(_ seed: Tensor? = nil) {
         let start = seed ?? Tensor(repeating: 1, shape: value.shape)
         precondition(start.shape == value.shape, "backward: seed shape \(start.shape) does not match \(value.shape)")
+        _ = Variable.propagate([(self, start)], stoppingAt: nil)
+    }
+
+    /// Walks the graph below the `seeds` (nodes and their gradients) in reverse topological
+    /// order, calling each node's backward closure once with its summed gradient; leaves add it
+    /// to their `grad`. Nodes with `stoppingAt(node)` are not entered: their summed gradients
+    /// are returned instead (a branch's walk stops at what it read from outside, `GraphBranches`).
+    static func propagate(_ seeds: [(Variable, Tensor)],
+                          stoppingAt stops: ((Variable) -> Bool)?) -> [ObjectIdentifier: Tensor] {
         // Topological order (iterative DFS; graphs over long sequences are deep).
         var order: [Variable] = []
         var visited = Set<ObjectIdentifier>()
-        var stack: [(Variable, Bool)] = [(self, false)]
+        var stack: [(Variable, Bool)] = seeds.reversed().map { ($0.0, false) }
         while let (node, expanded) = stack.popLast() {
             if expanded { order.append(node); continue }
             if !visited.insert(ObjectIdentifier(node)).inserted { continue }
+            if let stops, stops(node) { order.append(node); continue }
             stack.append((node, true))
             for p in node.parents where p.requiresGrad && !visited.contains(ObjectIdentifier(p)) {
                 stack.append((p, false))
@@ -74,11 +88,17 @@ public final class Variable {
         }
         // Gradients of intermediates live here; leaves accumulate into `grad`. A node's gradient
         // is complete when the walk reaches it (every node that reads it comes before it).
-        var pending: [ObjectIdentifier: PendingGradient] = [ObjectIdentifier(self): PendingGradient(.tensor(start))]
+        var pending: [ObjectIdentifier: PendingGradient] = [:]
+        for (node, g) in seeds {
+            let id = ObjectIdentifier(node)
+            if pending[id] == nil { pending[id] = PendingGradient(.tensor(g)) } else { pending[id]!.add(.tensor(g)) }
+        }
+        var stopped: [ObjectIdentifier: Tensor] = [:]
         for node in order.reversed() {
             let id = ObjectIdentifier(node)
             guard var collected = pending.removeValue(forKey: id) else { continue }
             let g = collected.materialized()
+            if let stops, stops(node) { stopped[id] = g; continue }
             guard let fn = node.backwardFn else {
                 if node.grad == nil { node.grad = g } else { node.grad!.add(g) }
                 continue
@@ -93,6 +113,7 @@ public final class Variable {
                 if pending[pid] == nil { pending[pid] = PendingGradient(pg) } else { pending[pid]!.add(pg) }
             }
         }
+        return stopped
     }
 
     /// Clears the gradient.

@@ -64,10 +64,14 @@ struct LayerStack {
     func suffix(layer: Int, reverse: Bool) -> String { "_l\(layer)" + (reverse ? "_reverse" : "") }
 
     /// Runs the stack over `x` `[T, B, I]` → output `[T, B, outputSize]` and the final state.
+    /// A bidirectional layer runs its two directions with `runBothDirections` when given, else
+    /// with `runDirection`, one after the other or, with `directionsAsBranches`, at the same time
+    /// on two threads (`GraphBranches`; `runDirection` must then be safe to call from two threads).
     func callAsFunction(_ x: Variable, initialState: RecurrentState?, lengths: [Int]?, training: Bool,
                         dropoutGenerator: inout RandomGenerator,
                         runDirection: RunDirection,
-                        runBothDirections: RunBothDirections? = nil) -> (output: Variable, state: RecurrentState) {
+                        runBothDirections: RunBothDirections? = nil,
+                        directionsAsBranches: Bool = false) -> (output: Variable, state: RecurrentState) {
         precondition(x.value.rank == 3 && x.shape[2] == inputSize,
                      "recurrent layer: input must be [T, B, \(inputSize)], got \(x.shape)")
         let (steps, batch) = (x.shape[0], x.shape[1])
@@ -109,15 +113,17 @@ struct LayerStack {
                 both.finals.forEach(appendFinal)
                 y = mergeMode.merge(sideBySide: both.output)
             } else {
-                var outputs: [Variable] = []
-                for direction in 0..<directions {
+                // Each direction's output, then its final state components.
+                func run(_ direction: Int) -> [Variable] {
                     let (output, final) = runDirection(layer, direction == 1, layerInput, initials[direction], lengths)
                     precondition(output.shape == [steps, batch, hiddenSize],
                                  "recurrent layer: a direction returned output \(output.shape)")
-                    outputs.append(output)
-                    appendFinal(final)
+                    return [output] + final
                 }
-                y = outputs.count == 2 ? mergeMode.merge(outputs[0], outputs[1]) : outputs[0]
+                let results = directions == 2 && directionsAsBranches
+                    ? GraphBranches.run(2, run) : (0..<directions).map(run)
+                results.forEach { appendFinal(Array($0.dropFirst())) }
+                y = results.count == 2 ? mergeMode.merge(results[0][0], results[1][0]) : results[0][0]
             }
             if training && dropout > 0 && layer < numLayers - 1 {
                 y = Dropout(probability: dropout)(y, training: true, rng: &dropoutGenerator)

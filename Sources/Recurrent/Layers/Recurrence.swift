@@ -27,6 +27,12 @@ public final class Recurrence<Cell: RecurrentCell>: Module, CustomStringConverti
     public var outputSize: Int { stack.outputSize }
     /// Inter-layer dropout applies only while training.
     public var training: Bool = true
+    /// Whether a bidirectional layer runs its two directions at the same time, each on its own
+    /// thread (when two are available), forward and backward (`GraphBranches`). The results are
+    /// the same bits either way. Set it to false if the cells of the two directions share
+    /// mutable state of their own (a cell's step may read its parameters, but two cells must not,
+    /// say, append to one array).
+    public var concurrentDirections: Bool = true
     /// Draws the inter-layer dropout masks (save and restore it to resume a run exactly).
     public var dropoutGenerator: RandomGenerator
 
@@ -77,9 +83,12 @@ public final class Recurrence<Cell: RecurrentCell>: Module, CustomStringConverti
     public func callAsFunction(_ x: Variable, initialState: RecurrentState? = nil,
                                lengths: [Int]? = nil) -> (output: Variable, state: RecurrentState) {
         stack(x, initialState: initialState, lengths: lengths, training: training,
-              dropoutGenerator: &dropoutGenerator) { layer, reverse, input, initial, lengths in
-            runCell(cells[layer][reverse ? 1 : 0], over: input, initial: initial, lengths: lengths, reverse: reverse)
-        }
+              dropoutGenerator: &dropoutGenerator,
+              runDirection: { layer, reverse, input, initial, lengths in
+                  runCell(self.cells[layer][reverse ? 1 : 0], over: input, initial: initial, lengths: lengths,
+                          reverse: reverse)
+              },
+              directionsAsBranches: concurrentDirections)
     }
 
     public var description: String {

@@ -123,7 +123,8 @@ public final class RecurrentLayer: Module, CustomStringConvertible {
                       runBothDirections: together ? { layer, input, initials, lengths in
                           self.runFusedBothDirections([parameters(layer, 0), parameters(layer, 1)], input,
                                                       initials: initials, lengths: lengths)
-                      } : nil)
+                      } : nil,
+                      directionsAsBranches: !useFusedKernels)
     }
 
     /// One direction as a single `FusedSequence.apply` node over the parameters `p`.
