@@ -24,6 +24,8 @@
 /// implementation of stacking, dropout, directions, merging and the state layout (`LayerStack`),
 /// so they can be compared on identical weights. (Where the AVX-512 kernels run, both also share
 /// the packed product kernel, `SequenceWeights`; its products are compared with BLAS in the tests.)
+/// A bidirectional layer runs its two directions at the same time, one per thread, on either
+/// path: one `FusedSequence.applyBothDirections` node, or on the tape as two `GraphBranches`.
 public final class RecurrentLayer: Module, CustomStringConvertible {
     public let kind: CellKind
     public var inputSize: Int { stack.inputSize }
