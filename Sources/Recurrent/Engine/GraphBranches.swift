@@ -22,6 +22,7 @@ import CKernels
 enum GraphBranches {
     static func run(_ count: Int, _ body: (Int) -> [Variable]) -> [[Variable]] {
         precondition(count >= 0, "GraphBranches.run: negative branch count \(count)")
+        if count == 0 { return [] }
         let ids = (0..<count).map { _ in ck_graph_new_branch() }
         let recording = GradientMode.isEnabled
         var outputs = [[Variable]](repeating: [], count: count)
