@@ -395,3 +395,29 @@ long ck_handover_request(ck_handover *handover) {
 }
 
 void ck_handover_done(ck_handover *handover) { atomic_store(&handover->done, 1); }
+
+// ---- progress counters ----
+
+struct ck_progress {
+    _Atomic long value;
+    char padding[64 - sizeof(long)];   // its own cache line: the producer writes nothing else there
+};
+
+ck_progress *ck_progress_create(void) {
+    ck_progress *p = aligned_alloc(64, sizeof(ck_progress));
+    if (p) atomic_init(&p->value, 0);
+    return p;
+}
+
+void ck_progress_destroy(ck_progress *p) { free(p); }
+
+void ck_progress_publish(ck_progress *p, long value) {
+    atomic_store_explicit(&p->value, value, memory_order_release);
+}
+
+void ck_progress_wait(ck_progress *p, long value) {
+    for (long spins = 0; atomic_load_explicit(&p->value, memory_order_acquire) < value; spins++) {
+        if (spins > 20000) sched_yield();
+        else ck_pause();
+    }
+}

@@ -57,9 +57,9 @@ import Testing
         let w = Variable(Tensor(repeating: 0.5, shape: [2, 2]), requiresGrad: true)
         let seen = ThreadsSeen()
         let outs = GraphBranches.run(2) { b in
-            seen.forward[b] = ThreadTeam.available
+            seen.slots[b] = ThreadTeam.available
             let y = Variable.record(w.value * Float(b + 1), parents: [w]) { g in
-                seen.backward[b] = ThreadTeam.available
+                seen.slots[2 + b] = ThreadTeam.available
                 return [g * Float(b + 1)]
             }
             return [y]
@@ -97,7 +97,15 @@ import Testing
 
 /// The threads each branch's forward and backward could share (-1: not run).
 private final class ThreadsSeen: @unchecked Sendable {
-    var forward = [-1, -1], backward = [-1, -1]
+    /// forward of branch 0, 1, then backward of branch 0, 1 (each slot written by its own thread).
+    let slots: UnsafeMutablePointer<Int> = {
+        let p = UnsafeMutablePointer<Int>.allocate(capacity: 4)
+        p.initialize(repeating: -1, count: 4)
+        return p
+    }()
+    deinit { slots.deallocate() }
+    var forward: [Int] { [slots[0], slots[1]] }
+    var backward: [Int] { [slots[2], slots[3]] }
 }
 
 /// A bidirectional `Recurrence` of LSTM cells and its inputs, to run on the team or inside a part.
@@ -116,7 +124,7 @@ private final class BidirectionalRun: @unchecked Sendable {
 
     /// Output, h_n, then the gradients of x, h0 and every parameter.
     func results(concurrent: Bool) -> [Tensor] {
-        rnn.concurrentDirections = concurrent
+        rnn.concurrentCells = concurrent
         for v in rnn.parameters + [x] + state.components { v.grad = nil }
         let (y, final) = rnn(x, initialState: state, lengths: [7, 4, 6])
         outputAndStateLoss(y, final).backward()

@@ -167,6 +167,18 @@ void ck_buffer_release(void *block, size_t bytes);
 /// whether it changed anything (always 0 off glibc).
 int ck_heap_keep_freed(void);
 
+// ---- progress counters ----
+
+/// A counter one thread raises and others wait on (a step-by-step hand-off between threads).
+typedef struct ck_progress ck_progress;
+/// A counter at 0, or NULL.
+ck_progress *ck_progress_create(void);
+void ck_progress_destroy(ck_progress *progress);
+/// Sets the counter (never lower it); what the thread wrote before is visible to a waiter after.
+void ck_progress_publish(ck_progress *progress, long value);
+/// Returns once the counter is at least `value` (spinning, then yielding the core).
+void ck_progress_wait(ck_progress *progress, long value);
+
 // ---- graph branches ----
 
 /// The graph branch this thread is building (0 outside any branch); new nodes record it.

@@ -63,15 +63,27 @@ struct LayerStack {
     /// PyTorch's name suffix of a (layer, direction): `_l0`, `_l0_reverse`, `_l1`, ...
     func suffix(layer: Int, reverse: Bool) -> String { "_l\(layer)" + (reverse ? "_reverse" : "") }
 
+    /// Runs the forward direction of one layer step by step: `input(t)` gives step t's input
+    /// `[B, I_k]` (called in step order; the layer below may still be computing later steps),
+    /// `didOutput(t, y_t)` receives each step's output `[B, H]` as soon as it is computed.
+    /// Arguments: layer, T, B, input, initial state components (nil for zeros), lengths,
+    /// didOutput (nil when no layer reads the steps).
+    typealias RunLayerSteps = (_ layer: Int, _ steps: Int, _ batch: Int, _ input: (Int) -> Variable,
+                               _ initial: [Variable]?, _ lengths: [Int]?, _ didOutput: ((Int, Variable) -> Void)?)
+        -> (output: Variable, final: [Variable])
+
     /// Runs the stack over `x` `[T, B, I]` → output `[T, B, outputSize]` and the final state.
     /// A bidirectional layer runs its two directions with `runBothDirections` when given, else
-    /// with `runDirection`, one after the other or, with `directionsAsBranches`, at the same time
-    /// on two threads (`GraphBranches`; `runDirection` must then be safe to call from two threads).
+    /// with `runDirection`, one after the other or, with `concurrentCells`, at the same time on
+    /// two threads (`GraphBranches`). With `concurrentCells` and `runLayerSteps`, a unidirectional
+    /// stack runs its layers as a wavefront on two threads (`runWavefront`). Either way the
+    /// closures must then be safe to call from two threads at once.
     func callAsFunction(_ x: Variable, initialState: RecurrentState?, lengths: [Int]?, training: Bool,
                         dropoutGenerator: inout RandomGenerator,
                         runDirection: RunDirection,
                         runBothDirections: RunBothDirections? = nil,
-                        directionsAsBranches: Bool = false) -> (output: Variable, state: RecurrentState) {
+                        runLayerSteps: RunLayerSteps? = nil,
+                        concurrentCells: Bool = false) -> (output: Variable, state: RecurrentState) {
         precondition(x.value.rank == 3 && x.shape[2] == inputSize,
                      "recurrent layer: input must be [T, B, \(inputSize)], got \(x.shape)")
         let (steps, batch) = (x.shape[0], x.shape[1])
@@ -94,6 +106,15 @@ struct LayerStack {
             state.components.map { component in unstack(component) }
         }
 
+        if concurrentCells, let runLayerSteps, directions == 1, numLayers > 1, !(training && dropout > 0),
+           ThreadTeam.available >= 2 {
+            let (output, finals) = runWavefront(x, initialRows: initialRows, lengths: lengths, runLayerSteps)
+            for final in finals {
+                precondition(final.count == stateComponentCount,
+                             "recurrent layer: a layer returned \(final.count) state components")
+            }
+            return (output, RecurrentState(components: (0..<stateComponentCount).map { k in stack(finals.map { $0[k] }) }))
+        }
         var finals: [[Variable]] = []   // [layer·D + direction][component]
         var layerInput = x
         for layer in 0..<numLayers {
@@ -120,7 +141,7 @@ struct LayerStack {
                                  "recurrent layer: a direction returned output \(output.shape)")
                     return [output] + final
                 }
-                let results = directions == 2 && directionsAsBranches
+                let results = directions == 2 && concurrentCells
                     ? GraphBranches.run(2, run) : (0..<directions).map(run)
                 results.forEach { appendFinal(Array($0.dropFirst())) }
                 y = results.count == 2 ? mergeMode.merge(results[0][0], results[1][0]) : results[0][0]

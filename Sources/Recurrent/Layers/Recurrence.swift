@@ -27,12 +27,14 @@ public final class Recurrence<Cell: RecurrentCell>: Module, CustomStringConverti
     public var outputSize: Int { stack.outputSize }
     /// Inter-layer dropout applies only while training.
     public var training: Bool = true
-    /// Whether a bidirectional layer runs its two directions at the same time, each on its own
-    /// thread (when two are available), forward and backward (`GraphBranches`). The results are
-    /// the same bits either way. Set it to false if the cells of the two directions share
-    /// mutable state of their own (a cell's step may read its parameters, but two cells must not,
-    /// say, append to one array).
-    public var concurrentDirections: Bool = true
+    /// Whether cells of different layers and directions may step at the same time on different
+    /// threads (when two are available): a bidirectional layer's two directions, forward and
+    /// backward (`GraphBranches`), and a unidirectional stack's layers as a wavefront in the
+    /// forward pass (layer k+1 reads step t of layer k as soon as it is computed; not while
+    /// inter-layer dropout is on). The results are the same up to float rounding either way.
+    /// Set it to false if cells share mutable state of their own (a cell's step may read its
+    /// parameters, but two cells must not, say, append to one array).
+    public var concurrentCells: Bool = true
     /// Draws the inter-layer dropout masks (save and restore it to resume a run exactly).
     public var dropoutGenerator: RandomGenerator
 
@@ -88,7 +90,11 @@ public final class Recurrence<Cell: RecurrentCell>: Module, CustomStringConverti
                   runCell(self.cells[layer][reverse ? 1 : 0], over: input, initial: initial, lengths: lengths,
                           reverse: reverse)
               },
-              directionsAsBranches: concurrentDirections)
+              runLayerSteps: { layer, steps, batch, input, initial, lengths, didOutput in
+                  runCell(self.cells[layer][0], steps: steps, batch: batch, input: input, initial: initial,
+                          lengths: lengths, reverse: false, didOutput: didOutput)
+              },
+              concurrentCells: concurrentCells)
     }
 
     public var description: String {

@@ -63,9 +63,9 @@
 /// Rules the runner relies on: `components(of:)` returns the state as `[B, H]` matrices in a fixed
 /// order, `h` first (it masks each of them row by row for padded steps and lays them out as
 /// `h_n`, `c_n`, ... `[L·D, B, H]`); `state(from:)` inverts it; `zeroState` is the state PyTorch
-/// uses when no initial state is given. The two directions of a bidirectional layer are stepped at
-/// the same time on two threads (`Recurrence.concurrentDirections`), so a step may read its own
-/// parameters but must not change state another direction's cell shares.
+/// uses when no initial state is given. Cells of different layers and directions are stepped at
+/// the same time on different threads (`Recurrence.concurrentCells`), so a step may read its own
+/// parameters but must not change state another cell shares.
 public protocol RecurrentCell: Module {
     associatedtype State
 

@@ -126,7 +126,11 @@ public final class RecurrentLayer: Module, CustomStringConvertible {
                           self.runFusedBothDirections([parameters(layer, 0), parameters(layer, 1)], input,
                                                       initials: initials, lengths: lengths)
                       } : nil,
-                      directionsAsBranches: !useFusedKernels)
+                      runLayerSteps: { layer, steps, batch, input, initial, lengths, didOutput in
+                          self.runOnTape(parameters(layer, 0), steps: steps, batch: batch, input: input, initial: initial,
+                                         lengths: lengths, didOutput: didOutput)
+                      },
+                      concurrentCells: !useFusedKernels)
     }
 
     /// One direction as a single `FusedSequence.apply` node over the parameters `p`.
@@ -155,17 +159,26 @@ public final class RecurrentLayer: Module, CustomStringConvertible {
     /// One direction as the cell of `kind` over the parameters `p`, stepped on the tape.
     func runOnTape(_ p: DirectionParameters, reverse: Bool, _ x: Variable, initial: [Variable]?,
                    lengths: [Int]?) -> (output: Variable, final: [Variable]) {
+        runCell(tapeCell(p), over: x, initial: initial, lengths: lengths, reverse: reverse)
+    }
+
+    /// The forward direction on the tape, reading its inputs step by step (`LayerStack.RunLayerSteps`).
+    func runOnTape(_ p: DirectionParameters, steps: Int, batch: Int, input: (Int) -> Variable, initial: [Variable]?,
+                   lengths: [Int]?, didOutput: ((Int, Variable) -> Void)?) -> (output: Variable, final: [Variable]) {
+        runCell(tapeCell(p), steps: steps, batch: batch, input: input, initial: initial, lengths: lengths,
+                reverse: false, didOutput: didOutput)
+    }
+
+    /// The cell of `kind` over the parameters `p`.
+    private func tapeCell(_ p: DirectionParameters) -> any RecurrentCell {
         switch kind {
         case .rnnTanh, .rnnReLU:
-            let cell = RNNCell(nonlinearity: kind == .rnnTanh ? .tanh : .relu, weightIH: p.weightIH,
-                               weightHH: p.weightHH, biasIH: p.biasIH, biasHH: p.biasHH)
-            return runCell(cell, over: x, initial: initial, lengths: lengths, reverse: reverse)
+            return RNNCell(nonlinearity: kind == .rnnTanh ? .tanh : .relu, weightIH: p.weightIH,
+                           weightHH: p.weightHH, biasIH: p.biasIH, biasHH: p.biasHH)
         case .lstm:
-            let cell = LSTMCell(weightIH: p.weightIH, weightHH: p.weightHH, biasIH: p.biasIH, biasHH: p.biasHH)
-            return runCell(cell, over: x, initial: initial, lengths: lengths, reverse: reverse)
+            return LSTMCell(weightIH: p.weightIH, weightHH: p.weightHH, biasIH: p.biasIH, biasHH: p.biasHH)
         case .gru:
-            let cell = GRUCell(weightIH: p.weightIH, weightHH: p.weightHH, biasIH: p.biasIH, biasHH: p.biasHH)
-            return runCell(cell, over: x, initial: initial, lengths: lengths, reverse: reverse)
+            return GRUCell(weightIH: p.weightIH, weightHH: p.weightHH, biasIH: p.biasIH, biasHH: p.biasHH)
         }
     }
 
