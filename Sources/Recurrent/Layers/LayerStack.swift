@@ -106,50 +106,49 @@ struct LayerStack {
             state.components.map { component in unstack(component) }
         }
 
+        var finals: [[Variable]] = []   // [layer·D + direction][component]
+        func appendFinal(_ final: [Variable]) {
+            precondition(final.count == stateComponentCount,
+                         "recurrent layer: a direction returned \(final.count) state components")
+            finals.append(final)
+        }
+        var layerInput = x
+        // The layers of a unidirectional stack at the same time, or each layer in turn.
         if concurrentCells, let runLayerSteps, directions == 1, numLayers > 1, !(training && dropout > 0),
            ThreadTeam.available >= 2 {
-            let (output, finals) = runWavefront(x, initialRows: initialRows, lengths: lengths, runLayerSteps)
-            for final in finals {
-                precondition(final.count == stateComponentCount,
-                             "recurrent layer: a layer returned \(final.count) state components")
-            }
-            return (output, RecurrentState(components: (0..<stateComponentCount).map { k in stack(finals.map { $0[k] }) }))
-        }
-        var finals: [[Variable]] = []   // [layer·D + direction][component]
-        var layerInput = x
-        for layer in 0..<numLayers {
-            let initials = (0..<directions).map { direction in
-                initialRows.map { rows in rows.map { $0[layer * directions + direction] } }
-            }
-            func appendFinal(_ final: [Variable]) {
-                precondition(final.count == stateComponentCount,
-                             "recurrent layer: a direction returned \(final.count) state components")
-                finals.append(final)
-            }
-            var y: Variable
-            if directions == 2, let runBothDirections {
-                let both = runBothDirections(layer, layerInput, initials, lengths)
-                precondition(both.output.shape == [steps, batch, 2 * hiddenSize] && both.finals.count == 2,
-                             "recurrent layer: both directions returned output \(both.output.shape) and \(both.finals.count) states")
-                both.finals.forEach(appendFinal)
-                y = mergeMode.merge(sideBySide: both.output)
-            } else {
-                // Each direction's output, then its final state components.
-                func run(_ direction: Int) -> [Variable] {
-                    let (output, final) = runDirection(layer, direction == 1, layerInput, initials[direction], lengths)
-                    precondition(output.shape == [steps, batch, hiddenSize],
-                                 "recurrent layer: a direction returned output \(output.shape)")
-                    return [output] + final
+            let wavefront = runWavefront(x, initialRows: initialRows, lengths: lengths, runLayerSteps)
+            wavefront.finals.forEach(appendFinal)
+            layerInput = wavefront.output
+        } else {
+            for layer in 0..<numLayers {
+                let initials = (0..<directions).map { direction in
+                    initialRows.map { rows in rows.map { $0[layer * directions + direction] } }
                 }
-                let results = directions == 2 && concurrentCells
-                    ? GraphBranches.run(2, run) : (0..<directions).map(run)
-                results.forEach { appendFinal(Array($0.dropFirst())) }
-                y = results.count == 2 ? mergeMode.merge(results[0][0], results[1][0]) : results[0][0]
+                var y: Variable
+                if directions == 2, let runBothDirections {
+                    let both = runBothDirections(layer, layerInput, initials, lengths)
+                    precondition(both.output.shape == [steps, batch, 2 * hiddenSize] && both.finals.count == 2,
+                                 "recurrent layer: both directions returned output \(both.output.shape) and \(both.finals.count) states")
+                    both.finals.forEach(appendFinal)
+                    y = mergeMode.merge(sideBySide: both.output)
+                } else {
+                    // Each direction's output, then its final state components.
+                    func run(_ direction: Int) -> [Variable] {
+                        let (output, final) = runDirection(layer, direction == 1, layerInput, initials[direction], lengths)
+                        precondition(output.shape == [steps, batch, hiddenSize],
+                                     "recurrent layer: a direction returned output \(output.shape)")
+                        return [output] + final
+                    }
+                    let results = directions == 2 && concurrentCells
+                        ? GraphBranches.run(2, run) : (0..<directions).map(run)
+                    results.forEach { appendFinal(Array($0.dropFirst())) }
+                    y = results.count == 2 ? mergeMode.merge(results[0][0], results[1][0]) : results[0][0]
+                }
+                if training && dropout > 0 && layer < numLayers - 1 {
+                    y = Dropout(probability: dropout)(y, training: true, rng: &dropoutGenerator)
+                }
+                layerInput = y
             }
-            if training && dropout > 0 && layer < numLayers - 1 {
-                y = Dropout(probability: dropout)(y, training: true, rng: &dropoutGenerator)
-            }
-            layerInput = y
         }
         let state = RecurrentState(components: (0..<stateComponentCount).map { k in
             stack(finals.map { $0[k] })
