@@ -55,7 +55,7 @@ import Testing
     /// on the caller, or walked back by the outer walk, they would see the team's threads.
     @Test func branchesRunAsPartsOfTheTeamsWorkForwardAndBackward() {
         let w = Variable(Tensor(repeating: 0.5, shape: [2, 2]), requiresGrad: true)
-        let seen = ThreadsSeen()
+        let seen = ThreadSlots(count: 4)   // forward of branch 0, 1, then backward of branch 0, 1
         let outs = GraphBranches.run(2) { b in
             seen.slots[b] = ThreadTeam.available
             let y = Variable.record(w.value * Float(b + 1), parents: [w]) { g in
@@ -67,9 +67,9 @@ import Testing
         (sum(outs[0][0]) + sum(outs[1][0])).backward()
         #expect(w.grad?.data == [3, 3, 3, 3])
         if ThreadTeam.threads >= 2 {
-            #expect(seen.forward == [1, 1] && seen.backward == [1, 1], "threads available: \(seen.forward), \(seen.backward)")
+            #expect(seen.values == [1, 1, 1, 1], "threads available (forward 0, 1, backward 0, 1): \(seen.values)")
         } else {
-            #expect(!seen.backward.contains(-1))
+            #expect(!seen.values.contains(-1))
         }
     }
 
@@ -95,17 +95,28 @@ import Testing
     }
 }
 
-/// The threads each branch's forward and backward could share (-1: not run).
-private final class ThreadsSeen: @unchecked Sendable {
-    /// forward of branch 0, 1, then backward of branch 0, 1 (each slot written by its own thread).
-    let slots: UnsafeMutablePointer<Int> = {
-        let p = UnsafeMutablePointer<Int>.allocate(capacity: 4)
-        p.initialize(repeating: -1, count: 4)
-        return p
-    }()
+/// Integers written from several threads, each slot by one thread only (no two threads write
+/// one Swift array). -1 until written.
+final class ThreadSlots: @unchecked Sendable {
+    let slots: UnsafeMutablePointer<Int>
+    let count: Int
+    init(count: Int) {
+        self.count = count
+        slots = .allocate(capacity: count)
+        slots.initialize(repeating: -1, count: count)
+    }
     deinit { slots.deallocate() }
-    var forward: [Int] { [slots[0], slots[1]] }
-    var backward: [Int] { [slots[2], slots[3]] }
+    var values: [Int] { Array(UnsafeBufferPointer(start: slots, count: count)) }
+}
+
+/// Output, h_n, then the gradients of x, h0 and every parameter, with `rnn.concurrentCells` set.
+func recurrenceResults<Cell: RecurrentCell>(_ rnn: Recurrence<Cell>, _ x: Variable, _ state: RecurrentState,
+                                            lengths: [Int], concurrent: Bool) -> [Tensor] {
+    rnn.concurrentCells = concurrent
+    for v in rnn.parameters + [x] + state.components { v.grad = nil }
+    let (y, final) = rnn(x, initialState: state, lengths: lengths)
+    outputAndStateLoss(y, final).backward()
+    return [y.value, final.h.value] + ([x, state.h] + rnn.parameters).map { $0.grad ?? Tensor(zeros: [0]) }
 }
 
 /// A bidirectional `Recurrence` of LSTM cells and its inputs, to run on the team or inside a part.
@@ -122,12 +133,7 @@ private final class BidirectionalRun: @unchecked Sendable {
         state = RecurrentState(h: randomVariable([4, 3, 6], &rng), c: randomVariable([4, 3, 6], &rng))
     }
 
-    /// Output, h_n, then the gradients of x, h0 and every parameter.
     func results(concurrent: Bool) -> [Tensor] {
-        rnn.concurrentCells = concurrent
-        for v in rnn.parameters + [x] + state.components { v.grad = nil }
-        let (y, final) = rnn(x, initialState: state, lengths: [7, 4, 6])
-        outputAndStateLoss(y, final).backward()
-        return [y.value, final.h.value] + ([x, state.h] + rnn.parameters).map { $0.grad ?? Tensor(zeros: [0]) }
+        recurrenceResults(rnn, x, state, lengths: [7, 4, 6], concurrent: concurrent)
     }
 }

@@ -56,11 +56,11 @@ import Testing
 private final class StackRun: @unchecked Sendable {
     let rnn: Recurrence<ObservedLSTMCell>
     let x: Variable, state: RecurrentState
-    let seen: ThreadsSeenByLayer
+    let seen: ThreadSlots
 
     init(layers: Int) {
         var rng = RandomGenerator(seed: 31)
-        let seen = ThreadsSeenByLayer(layers: layers)
+        let seen = ThreadSlots(count: layers)
         var next = 0
         rnn = Recurrence(inputSize: 5, numLayers: layers, rng: &rng) { i, rng in
             defer { next += 1 }
@@ -71,36 +71,18 @@ private final class StackRun: @unchecked Sendable {
         state = RecurrentState(h: randomVariable([layers, 3, 6], &rng), c: randomVariable([layers, 3, 6], &rng))
     }
 
-    /// Output, h_n, then the gradients of x, h0 and every parameter.
     func results(concurrent: Bool) -> [Tensor] {
-        rnn.concurrentCells = concurrent
-        for v in rnn.parameters + [x] + state.components { v.grad = nil }
-        let (y, final) = rnn(x, initialState: state, lengths: [9, 4, 7])
-        outputAndStateLoss(y, final).backward()
-        return [y.value, final.h.value] + ([x, state.h] + rnn.parameters).map { $0.grad ?? Tensor(zeros: [0]) }
+        recurrenceResults(rnn, x, state, lengths: [9, 4, 7], concurrent: concurrent)
     }
 
     /// The threads each layer's last step could share.
-    func threadsSeen() -> [Int] { seen.available }
-}
-
-/// One slot per layer (written from the layer's own thread), so no two threads write one array.
-private final class ThreadsSeenByLayer: @unchecked Sendable {
-    let slots: UnsafeMutablePointer<Int>
-    let count: Int
-    init(layers: Int) {
-        count = layers
-        slots = .allocate(capacity: layers)
-        slots.initialize(repeating: -1, count: layers)
-    }
-    deinit { slots.deallocate() }
-    var available: [Int] { Array(UnsafeBufferPointer(start: slots, count: count)) }
+    func threadsSeen() -> [Int] { seen.values }
 }
 
 /// An LSTM cell that notes `ThreadTeam.available` at each step (each layer its own slot).
 private final class ObservedLSTMCell: RecurrentCell {
-    let cell: LSTMCell, layer: Int, seen: ThreadsSeenByLayer
-    init(_ cell: LSTMCell, layer: Int, seen: ThreadsSeenByLayer) { (self.cell, self.layer, self.seen) = (cell, layer, seen) }
+    let cell: LSTMCell, layer: Int, seen: ThreadSlots
+    init(_ cell: LSTMCell, layer: Int, seen: ThreadSlots) { (self.cell, self.layer, self.seen) = (cell, layer, seen) }
     var inputSize: Int { cell.inputSize }
     var hiddenSize: Int { cell.hiddenSize }
     func namedParameters() -> [(String, Variable)] { cell.namedParameters() }
