@@ -75,6 +75,8 @@ final class StepChannel: @unchecked Sendable {
     private let slots: UnsafeMutablePointer<Variable?>
     private let count: Int
     private let progress: OpaquePointer
+    /// The step `publish` expects next (only the publishing thread touches it).
+    private var next = 0
 
     init(steps: Int) {
         count = steps
@@ -91,9 +93,10 @@ final class StepChannel: @unchecked Sendable {
     }
 
     func publish(_ value: Variable, at t: Int) {
-        precondition(t >= 0 && t < count, "StepChannel: step \(t) of \(count)")
+        precondition(t == next && t < count, "StepChannel: step \(t) published, expected step \(next) of \(count)")
         slots[t] = value
-        ck_progress_publish(progress, t + 1)
+        next = t + 1
+        ck_progress_publish(progress, next)
     }
 
     func value(at t: Int) -> Variable {
