@@ -35,6 +35,15 @@ static inline void ck_pause(void) {
 #endif
 }
 
+// Returns once *counter is at least value: spins a while, then yields the core (the thread that
+// raises the counter may share it).
+static void ck_wait_at_least(atomic_long *counter, long value) {
+    for (long spins = 0; atomic_load_explicit(counter, memory_order_acquire) < value; spins++) {
+        if (spins > 20000) sched_yield();
+        else ck_pause();
+    }
+}
+
 static struct {
     pthread_mutex_t runLock;               // one caller at a time
     pthread_mutex_t sleepLock;
@@ -180,10 +189,7 @@ void ck_team_run(long parts, ck_team_task task, void *context) {
     ck_work(generation << CK_PART_BITS);
     // Parts a helper claimed may still run; wait for them (yielding if that takes long, in case
     // the helper shares this core).
-    for (long spins = 0; atomic_load(&team.done) < parts; spins++) {
-        if (spins > 20000) sched_yield();
-        else ck_pause();
-    }
+    ck_wait_at_least(&team.done, parts);
     pthread_mutex_unlock(&team.runLock);
     ck_inside--;
 }
@@ -217,11 +223,7 @@ static void ck_steps_worker(void *context, long teamPart) {
     for (long s = 0; s < job->steps; s++) {
         if (own < job->parts) ck_steps_try(job, s, own);
         for (long p = 0; p < job->parts; p++) ck_steps_try(job, s, p);
-        long target = (s + 1) * job->parts;
-        for (long spins = 0; atomic_load(&job->finished) < target; spins++) {
-            if (spins > 20000) sched_yield();
-            else ck_pause();
-        }
+        ck_wait_at_least(&job->finished, (s + 1) * job->parts);
     }
 }
 
@@ -399,7 +401,7 @@ void ck_handover_done(ck_handover *handover) { atomic_store(&handover->done, 1);
 // ---- progress counters ----
 
 struct ck_progress {
-    _Atomic long value;
+    atomic_long value;
     char padding[64 - sizeof(long)];   // its own cache line: the producer writes nothing else there
 };
 
@@ -415,9 +417,4 @@ void ck_progress_publish(ck_progress *p, long value) {
     atomic_store_explicit(&p->value, value, memory_order_release);
 }
 
-void ck_progress_wait(ck_progress *p, long value) {
-    for (long spins = 0; atomic_load_explicit(&p->value, memory_order_acquire) < value; spins++) {
-        if (spins > 20000) sched_yield();
-        else ck_pause();
-    }
-}
+void ck_progress_wait(ck_progress *p, long value) { ck_wait_at_least(&p->value, value); }

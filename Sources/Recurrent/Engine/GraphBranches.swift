@@ -40,8 +40,9 @@ enum GraphBranches {
         return recording ? joined(outputs, ids: ids) : outputs
     }
 
-    /// Runs `body` as part of branch `id`, recording gradients or not as the caller does.
-    private static func inBranch<R>(_ id: Int, recording: Bool, _ body: () -> R) -> R {
+    /// Runs `body` as part of branch `id` (nodes it creates record it), recording gradients or
+    /// not as `recording` says (a helper thread does not see the caller's task-local setting).
+    static func inBranch<R>(_ id: Int, recording: Bool, _ body: () -> R) -> R {
         let previous = ck_graph_enter_branch(id)
         defer { ck_graph_enter_branch(previous) }
         return GradientMode.$enabledFlag.withValue(recording) { body() }
@@ -57,19 +58,16 @@ enum GraphBranches {
         for node in boundaries.joined() where seen.insert(ObjectIdentifier(node)).inserted { parents.append(node) }
         if parents.isEmpty { return outputs }
 
-        let flat = outputs.flatMap { $0 }
-        let firstOutput = outputs.reduce(into: [0]) { $0.append($0.last! + $1.count) }
-        let received = MultipleOutputGradients(count: flat.count)
-        let empty = Tensor(shape: [0], data: [])
-        let hub = Variable(value: empty, parents: parents) { _ in
-            let grads = received.grads
-            received.grads = Array(repeating: nil, count: grads.count)
-            // Each branch's walk, from the gradients its outputs received to its boundary.
+        // The outputs a gradient can reach, as (branch, index in the branch).
+        let flowing = outputs.indices.flatMap { b in outputs[b].indices.filter { outputs[b][$0].requiresGrad }.map { (b, $0) } }
+        let joined = Variable.recordMultiple(flowing.map { outputs[$0.0][$0.1].value }, parents: parents) { grads in
+            // Each branch's walk, from the gradients its outputs received down to its boundary.
+            var seeds = [[(Variable, Tensor)]](repeating: [], count: ids.count)
+            for ((b, k), g) in zip(flowing, grads) { if let g { seeds[b].append((outputs[b][k], g)) } }
             var reached = [[ObjectIdentifier: Tensor]](repeating: [:], count: ids.count)
             let parts = min(ids.count, ThreadTeam.available)
             reached.withUnsafeMutableBufferPointer { out in
-                let walk = WalkJob(outputs: outputs, grads: grads, firstOutput: firstOutput, ids: ids,
-                                   reached: out.baseAddress!)
+                let walk = WalkJob(seeds: seeds, ids: ids, reached: out.baseAddress!)
                 runParts(parts) { p in
                     for b in stride(from: p, to: walk.ids.count, by: parts) { walk.run(b) }
                 }
@@ -81,21 +79,12 @@ enum GraphBranches {
                     guard let g = r[id] else { continue }
                     if sum == nil { sum = g } else { sum!.add(g) }
                 }
-                return sum.map(GradientTerm.tensor)
+                return sum
             }
         }
-        var index = 0
-        return outputs.map { branchOutputs in
-            branchOutputs.map { output in
-                defer { index += 1 }
-                guard output.requiresGrad else { return output }
-                let i = index
-                return Variable(value: output.value, parents: [hub]) { g in
-                    if received.grads[i] == nil { received.grads[i] = g } else { received.grads[i]!.add(g) }
-                    return [.tensor(empty)]
-                }
-            }
-        }
+        var result = outputs
+        for ((b, k), v) in zip(flowing, joined) { result[b][k] = v }
+        return result
     }
 
     /// The nodes below `outputs` that need a gradient and that branch `id` did not create, in
@@ -121,19 +110,14 @@ private struct BranchJob: @unchecked Sendable {
 
 /// One branch's backward walk, as the team's parts run it.
 private struct WalkJob: @unchecked Sendable {
-    let outputs: [[Variable]]
-    let grads: [Tensor?]
-    let firstOutput: [Int]
+    /// Per branch, its outputs that received a gradient, with the gradient.
+    let seeds: [[(Variable, Tensor)]]
     let ids: [Int]
     let reached: UnsafeMutablePointer<[ObjectIdentifier: Tensor]>
 
     func run(_ b: Int) {
-        var seeds: [(Variable, Tensor)] = []
-        for (k, output) in outputs[b].enumerated() {
-            if let g = grads[firstOutput[b] + k] { seeds.append((output, g)) }
-        }
-        if seeds.isEmpty { return }
+        if seeds[b].isEmpty { return }
         let id = ids[b]
-        reached[b] = Variable.propagate(seeds, stoppingAt: { $0.branch != id })
+        reached[b] = Variable.propagate(seeds[b], stoppingAt: { $0.branch != id })
     }
 }

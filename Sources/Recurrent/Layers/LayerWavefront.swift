@@ -56,9 +56,7 @@ private struct WavefrontJob: @unchecked Sendable {
     /// Part 0 runs the lower half of the layers, part 1 the upper half, each in order.
     func run(part: Int) {
         let lower = (layers + 1) / 2
-        let previous = ck_graph_enter_branch(branch)
-        defer { ck_graph_enter_branch(previous) }
-        GradientMode.$enabledFlag.withValue(recording) {
+        GraphBranches.inBranch(branch, recording: recording) {
             for layer in (part == 0 ? 0..<lower : lower..<layers) {
                 let input: (Int) -> Variable = layer == 0 ? { inputs[$0] } : { channels[layer - 1].value(at: $0) }
                 let publish: ((Int, Variable) -> Void)? = layer < layers - 1 ? { channels[layer].publish($1, at: $0) } : nil
