@@ -155,6 +155,29 @@ void ck_gemv_rows(long groups, long groupStride, long rows, long k, const float 
 /// Whether ck_gemm_packed runs its AVX-512 version (otherwise the platform BLAS is faster).
 int ck_packed_gemm_is_fast(void);
 
+// ---- fp32 products on the bf16 matrix units (tile_gemm.c) ----
+
+/// Whether `ck_tile_gemm` can run here: the CPU has the bf16 matrix units (AMX-BF16) and Linux
+/// granted this process their state (asked on the first call). `RECURRENT_TILES=0` in the
+/// environment says no.
+int ck_tile_gemm_available(void);
+/// bf16 elements needed to pack a [k × n] right-hand side for `ck_tile_gemm`: ceil(n / 32)
+/// panels of ceil(k / 32) blocks of 6 tiles of 16 × 32.
+long ck_tile_packed_size(long k, long n);
+/// Packs rows kOffset..<kOffset + k of a right-hand side with `kTotal` rows, B(kOffset + kk, j) =
+/// b[kk·ldb + j] (b[j·ldb + kk] when `transposed`), each value split into three bf16 parts. The
+/// call with kOffset + k = kTotal also writes the zero rows that pad k to a multiple of 32;
+/// columns past n are zeros. (`[W_ih | W_hh]ᵀ`: W_ihᵀ with kOffset 0, W_hhᵀ with kOffset I.)
+void ck_tile_pack(long k, long n, const float *b, long ldb, int transposed, uint16_t *packed, long kTotal,
+                  long kOffset);
+/// C[m × n] = A[m × k] · B (C += A · B when `accumulate`) for the column panels panelBegin +
+/// g·groupStride ..< panelEnd + g·groupStride, g in 0..<groups (as `ck_gemm_panels`), B packed by
+/// `ck_tile_pack`. A(i, kk) = a[i·lda + kk], or a[kk·lda + i] when `transposedA`. fp32 accuracy
+/// from six bf16 part products per multiply-add (see tile_gemm.c); k past 1024 is summed in
+/// chunks of 1024.
+void ck_tile_gemm(long m, long k, const float *a, long lda, int transposedA, const uint16_t *packed, long groups,
+                  long groupStride, long panelBegin, long panelEnd, long n, float *c, long ldc, int accumulate);
+
 // ---- buffer pool ----
 
 /// A 64-byte aligned block of `bytes` bytes (uninitialized), reusing a block of the same size

@@ -83,8 +83,9 @@ extension FusedSequence {
         ctx.weightHH.data.withUnsafeBufferPointer { whh in
             let runner = BackwardRunner(
                 kind: ctx.kind, steps: T, batch: B, hidden: H, reverse: ctx.reverse, states: ctx.states,
-                product: StepProduct(weight: whh.start, gates: G, hidden: H, inputs: H, batch: B, forward: false, backward: T > 0,
-                                         packed: ctx.execution.packedProducts, threads: threads),
+                product: StepProduct(weight: whh.start, gates: G, hidden: H, inputs: H, batch: B,
+                                     blockRows: split.blockRows(batch: B), forward: false, backward: T > 0,
+                                     packed: ctx.execution.packedProducts, threads: threads),
                 balancesSlices: ctx.execution.computesRowsAlike,
                 lengths: ctx.lengths?.pointer, dOutput: dOutput?.pointer, dOutputStride: dOutput?.stride ?? H,
                 dh: dh.pointer, dc: dc?.pointer, dGates: dGates.pointer, dHiddenGates: dHiddenGates?.pointer,
@@ -112,7 +113,7 @@ extension FusedSequence {
             dWeightHH.withUnsafeMutableBufferPointer {
                 SequenceMatmul.multiplyTransposedLeft(m: GH, n: H, k: rows, a: (dHiddenGates ?? dGates).pointer, lda: GH,
                                                       b: inputsAndStates, ldb: width, out: $0.start, ldo: H,
-                                                      threads: threads)
+                                                      tiles: packed, threads: threads)
             }
             if let sharing { sharing.pool.run(owner: sharing.owner, []) }   // none of its own; helps the other owner
         } else if let sharing {
@@ -123,16 +124,19 @@ extension FusedSequence {
             dWeightHH = [Float](repeating: 0, count: GH * H)
             dWeightIH.withUnsafeMutableBufferPointer {
                 SequenceMatmul.multiplyTransposedLeft(m: GH, n: I, k: rows, a: dGates.pointer, lda: GH,
-                                                      b: inputsAndStates, ldb: width, out: $0.start, ldo: I, threads: threads)
+                                                      b: inputsAndStates, ldb: width, out: $0.start, ldo: I, tiles: packed,
+                                                      threads: threads)
             }
             dWeightHH.withUnsafeMutableBufferPointer {
                 SequenceMatmul.multiplyTransposedLeft(m: GH, n: H, k: rows, a: dHiddenGates.pointer, lda: GH,
-                                                      b: inputsAndStates + I, ldb: width, out: $0.start, ldo: H, threads: threads)
+                                                      b: inputsAndStates + I, ldb: width, out: $0.start, ldo: H, tiles: packed,
+                                                      threads: threads)
             }
         } else {
             let both = Workspace<Float>(count: GH * width)
             SequenceMatmul.multiplyTransposedLeft(m: GH, n: width, k: rows, a: dGates.pointer, lda: GH,
-                                                  b: inputsAndStates, ldb: width, out: both.pointer, ldo: width, threads: threads)
+                                                  b: inputsAndStates, ldb: width, out: both.pointer, ldo: width, tiles: packed,
+                                                  threads: threads)
             (dWeightIH, dWeightHH) = SequenceMatmul.splitColumns(both.pointer, rows: GH, left: I, right: H,
                                                                  threads: threads)
         }
@@ -165,7 +169,7 @@ extension FusedSequence {
 extension FusedSequence {
     /// The whole-sequence products of `gradients` as pieces of `sharing.pool` (see there): each
     /// weight gradient `dGᵀ·X` in up to 4 chunks of the T·B rows, each into its own `[G·H, n]`
-    /// partial (single-threaded BLAS, so a chunk gives the same result on any thread), the
+    /// partial (single-threaded BLAS or tile kernel, so a chunk gives the same result on any thread), the
     /// partials then summed in chunk order; `dx` as one piece.
     private static func sharedProducts(_ ctx: Context, sharing: (pool: PiecePool, owner: Int), dGates: Workspace<Float>,
                                        dHiddenGates: Workspace<Float>?, inputGradient: Bool)
@@ -173,19 +177,21 @@ extension FusedSequence {
         let T = ctx.steps, B = ctx.batch, I = ctx.inputSize, H = ctx.hiddenSize
         let GH = ctx.kind.gateCount * H, rows = T * B
         let inputsAndStates = ctx.states.hiddenStorage.pointer, width = ctx.states.inputStateWidth
+        let packed = ctx.execution.packedProducts
         // The products: [dW_ih | dW_hh] at once, or (GRU) each with its own gate gradients.
         var products: [ChunkedWeightGradient] = []
         if let dHiddenGates {
-            products.append(ChunkedWeightGradient(m: GH, n: I, rows: rows, a: dGates.pointer, b: inputsAndStates, ldb: width))
+            products.append(ChunkedWeightGradient(m: GH, n: I, rows: rows, a: dGates.pointer, b: inputsAndStates, ldb: width,
+                                                  tiles: packed))
             products.append(ChunkedWeightGradient(m: GH, n: H, rows: rows, a: dHiddenGates.pointer, b: inputsAndStates + I,
-                                                  ldb: width))
+                                                  ldb: width, tiles: packed))
         } else {
-            products.append(ChunkedWeightGradient(m: GH, n: width, rows: rows, a: dGates.pointer, b: inputsAndStates, ldb: width))
+            products.append(ChunkedWeightGradient(m: GH, n: width, rows: rows, a: dGates.pointer, b: inputsAndStates, ldb: width,
+                                                  tiles: packed))
         }
         var pieces: [() -> Void] = products.flatMap { product in (0..<product.chunks).map { c in { product.run(chunk: c) } } }
         let dx: Workspace<Float>? = inputGradient ? Workspace(count: rows * I) : nil
         if let dx {
-            let packed = ctx.execution.packedProducts
             pieces.append {
                 ctx.weightIH.data.withUnsafeBufferPointer { wih in
                     SequenceMatmul.multiply(m: rows, n: I, k: GH, a: dGates.pointer, lda: GH, weight: wih.start,
@@ -218,10 +224,13 @@ private final class ChunkedWeightGradient: @unchecked Sendable {
     let a: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int
     let chunks: Int
     let partials: Workspace<Float>
+    /// Whether the chunks run on the tile kernel (each packs its rows of B) instead of BLAS.
+    let tiles: Bool
 
-    init(m: Int, n: Int, rows: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int) {
+    init(m: Int, n: Int, rows: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, ldb: Int, tiles: Bool) {
         self.m = m; self.n = n; self.rows = rows; self.a = a; self.b = b; self.ldb = ldb
         chunks = [4, 2].first { $0 * n <= rows && rows / $0 >= 64 } ?? 1
+        self.tiles = tiles && PackedMatrix.kernel(rows: m, k: rows / chunks) == .tiles
         partials = Workspace(count: chunks * m * n)
     }
 
@@ -229,6 +238,14 @@ private final class ChunkedWeightGradient: @unchecked Sendable {
         let slice = WorkSplit.slice(c, of: chunks, count: rows)
         let out = partials.pointer + c * m * n
         guard !slice.isEmpty, m > 0, n > 0 else { out.update(repeating: 0, count: m * n); return }
+        if tiles {
+            let packed = PackedMatrix(k: slice.count, n: n, kernel: .tiles)
+            let job = TileTransposedLeftJob(packed: packed, a: a + slice.lowerBound * m, lda: m,
+                                            b: b + slice.lowerBound * ldb, ldb: ldb, out: out, ldo: n)
+            job.pack(panels: 0..<(n + 31) / 32)
+            job.run(rows: 0..<m)
+            return
+        }
         BLAS.gemm(transA: true, transB: false, m: m, n: n, k: slice.count, a: a + slice.lowerBound * m, lda: m,
                   b: b + slice.lowerBound * ldb, ldb: ldb, beta: 0, c: out, ldc: n)
     }

@@ -117,10 +117,10 @@ extension FusedSequence {
         let split = execution.split(batch: B, hidden: H, gates: G, threads: threads)
         // A units split of a short sequence at a small batch projects its own units of all steps
         // in the loop's parallel region (from 4 rows, where packing W_ih pays; below, BLAS).
-        var unitsProjection: Workspace<Float>? = nil
+        var unitsProjection: PackedMatrix? = nil
         if case .units = split, !stepProjection, !gathered, T * B >= 4, execution.packedProducts,
            StepProduct.packedKernelIsFast {
-            unitsProjection = Workspace<Float>(count: ck_packed_size(I, GH))
+            unitsProjection = PackedMatrix(k: I, n: GH, kernel: PackedMatrix.kernel(rows: T * B, k: I))
         }
 
         let savedInputsInParts: Bool
@@ -152,19 +152,21 @@ extension FusedSequence {
                     kind: kind, steps: T, batch: B, inputSize: I, hidden: H, reverse: reverse, states: states,
                     product: combined
                         ? StepProduct(inputWeight: wih.start, hiddenWeight: whh.start, gates: G, hidden: H, inputs: I,
-                                      threads: threads)
-                        : StepProduct(weight: whh.start, gates: G, hidden: H, inputs: H, batch: B, forward: T > 0,
-                                      backward: false, packed: execution.packedProducts, threads: threads),
+                                      blockRows: split.blockRows(batch: B), threads: threads)
+                        : StepProduct(weight: whh.start, gates: G, hidden: H, inputs: H, batch: B,
+                                      blockRows: split.blockRows(batch: B), forward: T > 0, backward: false,
+                                      packed: execution.packedProducts, threads: threads),
                     combined: combined,
                     inputProduct: stepProjection && !combined && T > 0
-                        ? StepProduct(weight: wih.start, gates: G, hidden: H, inputs: I, batch: B, forward: true,
-                                      backward: false, packed: true, threads: threads)
+                        ? StepProduct(weight: wih.start, gates: G, hidden: H, inputs: I, batch: B,
+                                      blockRows: split.blockRows(batch: B), forward: true, backward: false, packed: true,
+                                      threads: threads)
                         : nil,
                     input: px.start, copiesSavedInputs: savedInputsInParts,
                     balancesSlices: execution.computesRowsAlike,
                     symbols: symbolBuffer.map { UnsafePointer($0.pointer) }, inputTable: inputTable.map { UnsafePointer($0.pointer) },
                     weightIH: wih.start,
-                    packedIH: unitsProjection?.pointer,
+                    packedIH: unitsProjection,
                     lengths: lengthBuffer?.pointer, projections: projections.pointer,
                     hiddenProduct: hiddenProduct.pointer, biasIH: bih.start, biasHH: bhh.start, output: output,
                     outputStride: outputStride,
@@ -216,7 +218,7 @@ struct ForwardRunner: @unchecked Sendable {
     let weightIH: UnsafePointer<Float>
     /// Room for `W_ihᵀ` packed, when each thread of a units split projects its own units of all
     /// steps into `projections` at its first step (`SequenceMatmul.linearUnits`); else nil.
-    let packedIH: UnsafeMutablePointer<Float>?
+    let packedIH: PackedMatrix?
     let lengths: UnsafeMutablePointer<Int32>?
     /// With `inputProduct`: `[B, G·H]` scratch for `x_t·W_ihᵀ`; otherwise `[T, B, G·H]` input
     /// projections `x_t·W_ihᵀ + b_ih` of all steps.

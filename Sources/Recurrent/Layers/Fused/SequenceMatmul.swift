@@ -21,17 +21,16 @@ enum SequenceMatmul {
         if m == 0 || n == 0 { return }
         let fast = usePacked && StepProduct.packedKernelIsFast
         guard fast && m >= 256 else {
-            let packed = fast && m >= 4 ? Workspace<Float>(count: ck_packed_size(k, n)) : nil
+            let packed = fast && m >= 4 ? PackedMatrix(k: k, n: n, kernel: PackedMatrix.kernel(rows: m, k: k)) : nil
             let job = ColumnJob(m: m, n: n, k: k, a: a, lda: lda, weight: weight, bias: bias, out: out,
-                                packed: packed?.pointer)
+                                packed: packed)
             let quantum = packed == nil ? 16 : 32
             let parts = min(productParts(m, n, k, threads: threads), max(1, (n + quantum - 1) / quantum))
             runParts(parts) { p in job.run(columns: WorkSplit.slice(p, of: parts, count: n, quantum: quantum)) }
-            withExtendedLifetime(packed) {}
             return
         }
         packedRows(m: m, n: n, k: k, a: a, lda: lda, bias: bias, out: out, threads: threads) {
-            ck_pack(k, n, weight, k, 1, $0)
+            $0.pack(rows: k, columns: 0..<n, from: weight, ldb: k, transposed: true)
         }
     }
 
@@ -40,21 +39,21 @@ enum SequenceMatmul {
     /// these are the units the thread owns in a `units` split of the time loop, so it can run in
     /// the same parallel region as the loop, with no meeting between the two; with one gate
     /// (`hidden` = n) it is a plain slice of columns. Packs those rows of `W` into their panels
-    /// of `packed` (`ck_packed_size(k, G·H)` floats, shared by the threads). `units` must start on
-    /// a multiple of 32, and so must `hidden` with more than one gate.
+    /// of `packed` (`Wᵀ`, `[k × G·H]`, shared by the threads). `units` must start on a multiple of
+    /// 32, and so must `hidden` with more than one gate.
     static func linearUnits(m: Int, k: Int, gates: Int, hidden H: Int, units: Range<Int>,
                             a: UnsafePointer<Float>, lda: Int, weight: UnsafePointer<Float>,
-                            bias: UnsafePointer<Float>, packed: UnsafeMutablePointer<Float>,
+                            bias: UnsafePointer<Float>, packed: PackedMatrix,
                             out: UnsafeMutablePointer<Float>) {
         if m == 0 || units.isEmpty { return }
         let GH = gates * H, j0 = units.lowerBound
         for g in 0..<gates {
             let first = g * H + j0
-            ck_pack(k, units.count, weight + first * k, k, 1, packed + first * k)
+            packed.pack(rows: k, columns: first..<first + units.count, from: weight, ldb: k, transposed: true)
             ck_copy_rows(m, units.count, bias + first, 0, out + first, GH)
         }
-        ck_gemm_panels(m, k, a, lda, packed, 32, 32 * k, gates, H / 32, j0 / 32, (units.upperBound + 31) / 32,
-                       GH, out, GH, 1)
+        packed.multiply(m: m, a: a, lda: lda, panels: PackedMatrix.panels(units), groups: gates,
+                        groupStride: gates > 1 ? H / 32 : 0, out: out, ldc: GH, accumulate: true)
     }
 
     /// `out[m, n] = A[m, k]·W` for `W [k, n]` row-major. `out` has row stride n.
@@ -68,33 +67,43 @@ enum SequenceMatmul {
             return
         }
         packedRows(m: m, n: n, k: k, a: a, lda: lda, bias: nil, out: out, threads: threads) {
-            ck_pack(k, n, weight, n, 0, $0)
+            $0.pack(rows: k, columns: 0..<n, from: weight, ldb: n, transposed: false)
         }
     }
 
-    /// `out[m, n] = [bias +] A[m, k]·B` with B `[k, n]` packed once by `pack` (into a buffer of
-    /// `ck_packed_size(k, n)` floats), each thread on a slice of the rows.
+    /// `out[m, n] = [bias +] A[m, k]·B` with B `[k, n]` packed once by `pack`, each thread on a
+    /// slice of the rows.
     private static func packedRows(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                                    bias: UnsafePointer<Float>?, out: UnsafeMutablePointer<Float>, threads: Int,
-                                   pack: (UnsafeMutablePointer<Float>) -> Void) {
-        let packed = Workspace<Float>(count: ck_packed_size(k, n))
-        pack(packed.pointer)
-        let job = RowJob(a: a, lda: lda, packed: packed.pointer, k: k, n: n, out: out, bias: bias)
-        runBalancedParts(productParts(m, n, k, threads: threads), count: m, quantum: 8) { job.run(rows: $0) }
-        withExtendedLifetime(packed) {}
+                                   pack: (PackedMatrix) -> Void) {
+        let parts = productParts(m, n, k, threads: threads)
+        let packed = PackedMatrix(k: k, n: n, kernel: PackedMatrix.kernel(rows: m / parts, k: k))
+        pack(packed)
+        let job = RowJob(a: a, lda: lda, packed: packed, n: n, out: out, bias: bias)
+        runBalancedParts(parts, count: m, quantum: 8) { job.run(rows: $0) }
     }
 
     /// `out[m, n] = Aᵀ·B` for `A [k, m]` and `B [k, n]` row-major (strides lda, ldb): the weight
-    /// gradient `dW = dGᵀ·X` summed over all T·B rows. `out` has row stride ldo. Each thread runs
-    /// BLAS on a slice of the rows of `out`, so it packs only its columns of A (`dG`, the larger
+    /// gradient `dW = dGᵀ·X` summed over all T·B rows. `out` has row stride ldo. Each thread
+    /// takes a slice of the rows of `out`, so it reads only its columns of A (`dG`, the larger
     /// operand) where a split by columns had every thread pack all of it (4–8% faster C1 training
-    /// in paired runs).
+    /// in paired runs). With `tiles` (and the tile kernel available) B is packed once for the
+    /// tile kernel, the threads sharing the packing, and the slices follow the threads' speeds;
+    /// otherwise each thread runs BLAS.
     static func multiplyTransposedLeft(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                                        b: UnsafePointer<Float>, ldb: Int, out: UnsafeMutablePointer<Float>, ldo: Int,
-                                       threads: Int) {
+                                       tiles: Bool, threads: Int) {
         if m == 0 || n == 0 { return }
-        let job = TransposedLeftJob(n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, out: out, ldo: ldo)
         let parts = min(productParts(m, n, k, threads: threads), max(1, m / 16))
+        if tiles && PackedMatrix.kernel(rows: m / parts, k: k) == .tiles {
+            let packed = PackedMatrix(k: k, n: n, kernel: .tiles)
+            let job = TileTransposedLeftJob(packed: packed, a: a, lda: lda, b: b, ldb: ldb, out: out, ldo: ldo)
+            let panels = (n + 31) / 32, packParts = min(parts, panels)
+            runParts(packParts) { p in job.pack(panels: WorkSplit.slice(p, of: packParts, count: panels)) }
+            runBalancedParts(parts, count: m, quantum: 32) { job.run(rows: $0) }
+            return
+        }
+        let job = TransposedLeftJob(n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, out: out, ldo: ldo)
         runParts(parts) { p in job.run(rows: WorkSplit.slice(p, of: parts, count: m, quantum: 16)) }
     }
 }
@@ -155,7 +164,7 @@ private struct SymbolSumJob: @unchecked Sendable {
 /// One thread's rows of `out = [bias +] A·B` against a packed B.
 private struct RowJob: @unchecked Sendable {
     let a: UnsafePointer<Float>, lda: Int
-    let packed: UnsafePointer<Float>, k: Int, n: Int
+    let packed: PackedMatrix, n: Int
     let out: UnsafeMutablePointer<Float>
     let bias: UnsafePointer<Float>?
 
@@ -163,8 +172,8 @@ private struct RowJob: @unchecked Sendable {
         if rows.isEmpty { return }
         let r0 = rows.lowerBound
         if let bias { ck_fill_rows(rows.count, n, bias, out + r0 * n) }
-        ck_gemm_packed(rows.count, k, a + r0 * lda, lda, packed, 0, (n + 31) / 32, n, out + r0 * n, n,
-                       bias == nil ? 0 : 1)
+        packed.multiply(m: rows.count, a: a + r0 * lda, lda: lda, panels: PackedMatrix.panels(0..<n), out: out + r0 * n,
+                        ldc: n, accumulate: bias != nil)
     }
 }
 
@@ -191,7 +200,7 @@ private struct ColumnJob: @unchecked Sendable {
     let weight: UnsafePointer<Float>
     let bias: UnsafePointer<Float>
     let out: UnsafeMutablePointer<Float>
-    let packed: UnsafeMutablePointer<Float>?
+    let packed: PackedMatrix?
 
     func run(columns: Range<Int>) {
         if columns.isEmpty { return }
@@ -204,6 +213,30 @@ private struct ColumnJob: @unchecked Sendable {
         ck_copy_rows(m, columns.count, bias + c0, 0, out + c0, n)
         BLAS.gemm(transA: false, transB: true, m: m, n: columns.count, k: k, a: a, lda: lda,
                   b: weight + c0 * k, ldb: k, beta: 1, c: out + c0, ldc: n)
+    }
+}
+
+/// The packing and one thread's rows of `out = Aᵀ·B` on the tile kernel.
+struct TileTransposedLeftJob: @unchecked Sendable {
+    let packed: PackedMatrix
+    let a: UnsafePointer<Float>, lda: Int
+    let b: UnsafePointer<Float>, ldb: Int
+    let out: UnsafeMutablePointer<Float>, ldo: Int
+
+    /// Packs the 32-column panels `panels` of B.
+    func pack(panels: Range<Int>) {
+        let columns = panels.lowerBound * 32..<min(panels.upperBound * 32, packed.n)
+        if !columns.isEmpty {
+            packed.pack(rows: packed.k, columns: columns, from: b, ldb: ldb, transposed: false)
+        }
+    }
+
+    /// Rows `rows` of `out` (columns `rows` of A).
+    func run(rows: Range<Int>) {
+        if rows.isEmpty { return }
+        packed.multiply(m: rows.count, a: a + rows.lowerBound, lda: lda, transposedA: true,
+                        panels: PackedMatrix.panels(0..<packed.n), out: out + rows.lowerBound * ldo, ldc: ldo,
+                        accumulate: false)
     }
 }
 

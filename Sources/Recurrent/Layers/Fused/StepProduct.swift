@@ -4,18 +4,19 @@ import CKernels
 /// K = H, or `W_ih` with K = I), on a block of batch rows and hidden units:
 /// forward `out = A·Wᵀ` (`h_{t-1}·W_hhᵀ`, `x_t·W_ihᵀ`) and backward `dh += dG·W_hh`.
 ///
-/// Where the AVX-512 kernels are available, `W` is packed once per sequence (panels of 32
-/// columns) so each step streams it with no per-call packing; for a batch of one row the forward
-/// product reads `W` in place (dot products, `ck_gemv_rows`) and so does the backward one (as
-/// 32-column panels), which costs no packing. Otherwise the platform BLAS runs (`gemv` for one row).
+/// Where the AVX-512 kernels are available, `W` is packed once per sequence (`PackedMatrix`: for
+/// the multiply-add kernel, or for the bf16 matrix units from 32 rows) so each step streams it
+/// with no per-call packing; for a batch of one row the forward product reads `W` in place (dot
+/// products, `ck_gemv_rows`) and so does the backward one (as 32-column panels), which costs no
+/// packing. Otherwise the platform BLAS runs (`gemv` for one row).
 final class StepProduct: @unchecked Sendable {
     let gates: Int, hidden: Int, inputs: Int
     /// Row-major `W [G·H, K]` (valid while the owner keeps the tensor alive).
     let weight: UnsafePointer<Float>
     /// `Wᵀ` packed as a `[K × G·H]` right-hand side (forward), or nil.
-    let packedTransposed: Workspace<Float>?
+    let packedTransposed: PackedMatrix?
     /// `W` packed as a `[G·H × K]` right-hand side (backward), or nil.
-    let packed: Workspace<Float>?
+    let packed: PackedMatrix?
     /// Forward products of one row use `ck_gemv_rows` on the unpacked weights.
     let rowProducts: Bool
     /// Backward products read `W` in place as 32-column panels (one row, K a multiple of 32).
@@ -23,10 +24,11 @@ final class StepProduct: @unchecked Sendable {
 
     static let packedKernelIsFast = ck_packed_gemm_is_fast() != 0
 
-    /// Prepares the forward and/or backward products for blocks of up to `batch` rows; packs `W`
-    /// when `packed` (and the AVX-512 kernels are available).
-    init(weight: UnsafePointer<Float>, gates: Int, hidden: Int, inputs: Int, batch: Int, forward: Bool,
-         backward: Bool, packed usePacked: Bool, threads: Int = 1) {
+    /// Prepares the forward and/or backward products for a batch of `batch` rows, in blocks of
+    /// `blockRows` (default: the batch) rows, which choose the packed kernel; packs `W` when
+    /// `packed` (and the AVX-512 kernels are available).
+    init(weight: UnsafePointer<Float>, gates: Int, hidden: Int, inputs: Int, batch: Int, blockRows: Int? = nil,
+         forward: Bool, backward: Bool, packed usePacked: Bool, threads: Int = 1) {
         let fast = usePacked && Self.packedKernelIsFast
         self.weight = weight
         self.gates = gates
@@ -36,18 +38,18 @@ final class StepProduct: @unchecked Sendable {
         rowProducts = fast && batch == 1
         inPlaceBackward = fast && backward && batch == 1 && K % 32 == 0
         if fast && forward && batch > 1 {
-            let p = Workspace<Float>(count: ck_packed_size(K, GH))
-            Self.pack(columns: GH, threads: threads) { c0, n in
-                ck_pack(K, n, weight + c0 * K, K, 1, p.pointer + c0 * K)
+            let p = PackedMatrix(k: K, n: GH, kernel: PackedMatrix.kernel(rows: blockRows ?? batch, k: K))
+            Self.pack(columns: GH, threads: threads) { columns in
+                p.pack(rows: K, columns: columns, from: weight, ldb: K, transposed: true)
             }
             packedTransposed = p
         } else {
             packedTransposed = nil
         }
         if fast && backward && !inPlaceBackward {
-            let p = Workspace<Float>(count: ck_packed_size(GH, K))
-            Self.pack(columns: K, threads: threads) { c0, n in
-                ck_pack_strided(GH, n, weight + c0, K, 0, p.pointer + c0 * GH, 32 * GH)
+            let p = PackedMatrix(k: GH, n: K, kernel: PackedMatrix.kernel(rows: blockRows ?? batch, k: GH))
+            Self.pack(columns: K, threads: threads) { columns in
+                p.pack(rows: GH, columns: columns, from: weight, ldb: K, transposed: false)
             }
             packed = p
         } else {
@@ -57,10 +59,10 @@ final class StepProduct: @unchecked Sendable {
 
     /// The forward product of `[x_t | h_{t-1}]` rows with `[W_ih | W_hh]ᵀ` in one pass
     /// (`inputs` = I is the width of `W_ih [G·H, I]`; the product's K is I + H), packed as the
-    /// upper and lower rows of the same panels. For the AVX-512 kernels only; `weight` is
-    /// `W_hh`, which this product does not read in place.
+    /// upper and lower rows of the same panels, for blocks of `blockRows` rows. For the AVX-512
+    /// kernels only; `weight` is `W_hh`, which this product does not read in place.
     init(inputWeight: UnsafePointer<Float>, hiddenWeight: UnsafePointer<Float>, gates: Int, hidden H: Int,
-         inputs I: Int, threads: Int = 1) {
+         inputs I: Int, blockRows: Int, threads: Int = 1) {
         precondition(Self.packedKernelIsFast, "StepProduct: combined products need the packed kernels")
         let GH = gates * H, K = I + H
         weight = hiddenWeight
@@ -69,20 +71,20 @@ final class StepProduct: @unchecked Sendable {
         inputs = K
         rowProducts = false
         inPlaceBackward = false
-        let p = Workspace<Float>(count: ck_packed_size(K, GH))
-        Self.pack(columns: GH, threads: threads) { c0, n in
-            ck_pack_strided(I, n, inputWeight + c0 * I, I, 1, p.pointer + c0 * K, 32 * K)
-            ck_pack_strided(H, n, hiddenWeight + c0 * H, H, 1, p.pointer + c0 * K + 32 * I, 32 * K)
+        let p = PackedMatrix(k: K, n: GH, kernel: PackedMatrix.kernel(rows: blockRows, k: K))
+        Self.pack(columns: GH, threads: threads) { columns in
+            p.pack(rows: I, columns: columns, from: inputWeight, ldb: I, transposed: true)
+            p.pack(rows: H, at: I, columns: columns, from: hiddenWeight, ldb: H, transposed: true)
         }
         packedTransposed = p
         packed = nil
     }
 
-    /// Runs `body(firstColumn, columnCount)` over slices of whole 32-column panels of `0..<columns`,
+    /// Runs `body(columns)` over slices of whole 32-column panels of `0..<columns`,
     /// shared between the team's threads from 4 panels per thread (in a char-LM training step,
     /// the 0.36 ms before layer 1's loop, mostly packing its 2 MB of weights, ran on one thread
     /// while the other waited).
-    private static func pack(columns: Int, threads: Int, _ body: (Int, Int) -> Void) {
+    private static func pack(columns: Int, threads: Int, _ body: (Range<Int>) -> Void) {
         let panels = (columns + 31) / 32
         let parts = max(1, min(threads, panels / 4))
         withoutActuallyEscaping(body) { body in
@@ -90,7 +92,7 @@ final class StepProduct: @unchecked Sendable {
             runParts(parts) { part in
                 let slice = WorkSplit.slice(part, of: parts, count: panels)
                 let c0 = slice.lowerBound * 32, c1 = min(slice.upperBound * 32, columns)
-                if c1 > c0 { job.body(c0, c1 - c0) }
+                if c1 > c0 { job.body(c0..<c1) }
             }
         }
     }
@@ -114,12 +116,13 @@ final class StepProduct: @unchecked Sendable {
         }
         if let packedTransposed {
             if all {
-                ck_gemm_packed(rows, K, a, lda, packedTransposed.pointer, 0, (GH + 31) / 32, GH, out, GH, 0)
+                packedTransposed.multiply(m: rows, a: a, lda: lda, panels: PackedMatrix.panels(0..<GH), out: out,
+                                          ldc: GH, accumulate: false)
             } else {
                 // The same units of every gate: one pass over G ranges of panels.
                 assert(H % 32 == 0, "a slice of units needs gates that start on a panel")
-                ck_gemm_panels(rows, K, a, lda, packedTransposed.pointer, 32, 32 * K, gates, H / 32,
-                               units.lowerBound / 32, (units.upperBound + 31) / 32, GH, out, GH, 0)
+                packedTransposed.multiply(m: rows, a: a, lda: lda, panels: PackedMatrix.panels(units), groups: gates,
+                                          groupStride: H / 32, out: out, ldc: GH, accumulate: false)
             }
             return
         }
@@ -151,8 +154,8 @@ final class StepProduct: @unchecked Sendable {
             return
         }
         if let packed {
-            ck_gemm_packed(rows, GH, dG, GH, packed.pointer, units.lowerBound / 32, (units.upperBound + 31) / 32,
-                           K, dh, K, 1)
+            packed.multiply(m: rows, a: dG, lda: GH, panels: PackedMatrix.panels(units), out: dh, ldc: K,
+                            accumulate: true)
             return
         }
         if rows == 1 {
@@ -167,5 +170,5 @@ final class StepProduct: @unchecked Sendable {
 
 /// The packing work `StepProduct.pack` hands to the team (each part packs its own panels).
 private struct PackJob: @unchecked Sendable {
-    let body: (Int, Int) -> Void
+    let body: (Range<Int>) -> Void
 }
