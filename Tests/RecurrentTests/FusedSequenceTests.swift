@@ -482,12 +482,13 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
     /// The split follows what each thread would stream per step: rows when the recurrent weights
     /// stay in a core's cache or each thread has 32 rows or more (C1, C2, the char-LM), units when
     /// few rows would each stream large weights (C4: 8 rows per thread, 16 MB of `W_hh`) or at
-    /// batch size 1 (C3), one thread when the step is too small to share. With the tile kernel a
-    /// step of 8M multiply-adds or more whose rows split would leave under 32 rows a thread (C1
-    /// LSTM) takes units, so the tiles see the whole batch.
+    /// batch size 1 (C3), one thread when the step is too small to share. With the tile kernel
+    /// an inference loop of 8M multiply-adds a step or more whose rows split would leave under 32
+    /// rows a thread (C1 LSTM) takes units, so the tiles see the whole batch.
     @Test func splitFollowsStreamedBytes() {
         let c1LSTM: WorkSplit = PackedMatrix.tilesAvailable ? .units(parts: 2) : .rows(parts: 2)
         #expect(WorkSplit.choose(batch: 32, hidden: 256, gates: 4, threads: 2) == c1LSTM)             // C1
+        #expect(WorkSplit.choose(batch: 32, hidden: 256, gates: 4, threads: 2, training: true) == .rows(parts: 2))
         #expect(WorkSplit.choose(batch: 32, hidden: 256, gates: 3, threads: 2) == .rows(parts: 2))    // C1 GRU
         #expect(WorkSplit.choose(batch: 64, hidden: 512, gates: 4, threads: 2) == .rows(parts: 2))    // C2
         #expect(WorkSplit.choose(batch: 64, hidden: 512, gates: 3, threads: 2) == .rows(parts: 2))    // C2 GRU

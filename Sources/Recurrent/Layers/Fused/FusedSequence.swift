@@ -68,8 +68,8 @@ public enum FusedSequence {
         /// block size).
         var computesRowsAlike: Bool { packedProducts && StepProduct.packedKernelIsFast }
 
-        func split(batch: Int, hidden: Int, gates: Int, threads: Int) -> WorkSplit {
-            split ?? WorkSplit.choose(batch: batch, hidden: hidden, gates: gates, threads: threads)
+        func split(batch: Int, hidden: Int, gates: Int, threads: Int, training: Bool) -> WorkSplit {
+            split ?? WorkSplit.choose(batch: batch, hidden: hidden, gates: gates, threads: threads, training: training)
         }
     }
 

@@ -57,7 +57,7 @@ extension FusedSequence {
         if let dcN { precondition(ctx.kind == .lstm && dcN.shape == [B, H], "FusedSequence.backward: dcN must be [\(B), \(H)] (LSTM), got \(dcN.shape)") }
 
         if let sharing { sharing.pool.start(owner: sharing.owner) }
-        let split = ctx.execution.split(batch: B, hidden: H, gates: G, threads: threads)
+        let split = ctx.execution.split(batch: B, hidden: H, gates: G, threads: threads, training: true)
         let ownHandover = split == .none && B >= 2 && ctx.execution.computesRowsAlike ? handover?.own : nil
         let accumulators: Int
         if case .rows(let parts) = split { accumulators = parts } else { accumulators = ownHandover == nil ? 1 : 2 }

@@ -114,7 +114,7 @@ extension FusedSequence {
             }
         }
         let hiddenProduct = Workspace<Float>(count: B * GH)
-        let split = execution.split(batch: B, hidden: H, gates: G, threads: threads)
+        let split = execution.split(batch: B, hidden: H, gates: G, threads: threads, training: saveForBackward)
         // A units split of a short sequence at a small batch projects its own units of all steps
         // in the loop's parallel region (from 4 rows, where packing W_ih pays; below, BLAS).
         var unitsProjection: PackedMatrix? = nil

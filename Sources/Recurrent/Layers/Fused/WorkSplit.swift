@@ -36,8 +36,10 @@ enum WorkSplit: Equatable {
         return batch
     }
 
-    /// Chooses a split for `batch` rows, `hidden` units and `gates` gates, given `threads`.
-    static func choose(batch: Int, hidden: Int, gates: Int, threads: Int) -> WorkSplit {
+    /// Chooses a split for `batch` rows, `hidden` units and `gates` gates, given `threads`, for
+    /// an inference loop or the loops of a training step (`training`: a forward loop that saves
+    /// for the backward one, and the backward loop).
+    static func choose(batch: Int, hidden: Int, gates: Int, threads: Int, training: Bool = false) -> WorkSplit {
         let parts = threads
         let work = batch * gates * hidden * hidden   // multiply-adds of one step's recurrent product
         // Rows meet once per sequence, units once per step (~0.3 µs, plus the cost of splitting
@@ -48,11 +50,14 @@ enum WorkSplit: Equatable {
         let weightBytes = gates * hidden * hidden * MemoryLayout<Float>.stride
         let rowsStreamWell = batch >= streamedRowsPerThread * parts
         // The tile kernel runs on blocks of 32 rows or more (`PackedMatrix.kernel`). Where a rows
-        // split leaves fewer per thread, a units split keeps the whole batch on the tiles, which
-        // pays for its meeting per step from 8M multiply-adds a step. Paired against rows at
-        // C1 (32 rows, H = 256): LSTM (8.4M) training 1.27 fastest / 1.42 median, inference
-        // 1.32 / 1.29; GRU (6.3M) training 0.98 / 0.95; RNN (2.1M) 0.84 / 0.86.
-        let tilesNeedUnits = work >= tileUnitsWork && PackedMatrix.kernel(rows: batch, k: hidden) == .tiles
+        // split leaves fewer per thread, a units split of an inference loop keeps the whole batch
+        // on the tiles, which pays for its meeting per step from 8M multiply-adds a step. Paired
+        // against rows at C1 (32 rows, H = 256): LSTM (8.4M) inference 1.19 fastest / 1.13
+        // median (10 rounds); GRU (6.3M) 0.98 / 0.95 and RNN (2.1M) 0.84 / 0.86 (training). A
+        // training step keeps rows: C1 LSTM training with units in both loops 0.99 / 0.84, in
+        // the forward loop only 0.95 / 0.96.
+        let tilesNeedUnits = !training && work >= tileUnitsWork
+            && PackedMatrix.kernel(rows: batch, k: hidden) == .tiles
             && PackedMatrix.kernel(rows: batch / parts, k: hidden) == .fma
         if tilesNeedUnits && unitsWorthIt { return .units(parts: parts) }
         if rowsWorthIt && (weightBytes <= cachedWeightBytes || rowsStreamWell || !unitsWorthIt) {
