@@ -2,14 +2,22 @@
 // docs/benchmarks.md (pin it to a core with taskset; the machine's cores do not run at the same
 // speed for minutes at a time).
 //
-//   clang -O3 -ffp-contract=fast -I Sources/CKernels/include -o /tmp/kernel_harness scripts/kernel_harness.c
+//   clang -O3 -ffp-contract=fast -I Sources/CKernels/include -o /tmp/kernel_harness scripts/kernel_harness.c -lopenblas
 //   taskset -c 0 /tmp/kernel_harness gemm 64 512 1024    # ck_gemm_packed: C[m×n] = A[m×k]·B, B packed once
 //   taskset -c 0 /tmp/kernel_harness gemv 256 256 128    # ck_gemv_rows: 4 gates × units rows of W [4H × k]
 //   taskset -c 0 /tmp/kernel_harness stream 524288       # a plain AVX-512 sum over N bytes (a core's read rate)
+//   taskset -c 0 /tmp/kernel_harness tiles 64 1024 1024  # ck_tile_gemm against ck_gemm_packed, call by call
+//   OPENBLAS_CORETYPE=SkylakeX taskset -c 0 /tmp/kernel_harness wgrad 512 384 3200
+//                                                        # weight gradient C[m×n] = Aᵀ·B, A [k×m]: the tiles
+//                                                        # (B packed each call) against OpenBLAS sgemm
 //
-// Build it exactly so: with -march=native the multi-versioned kernels ran about 3x slower here
-// (37-60 GFLOP/s against ~170 for the 64 × 512 × 1024 product).
+// `tiles` and `wgrad` also give each kernel's worst error against a Float64 sum, as a fraction of
+// Σ|a·b|. Build it exactly so: with -march=native the multi-versioned kernels ran about 3x slower
+// here (37-60 GFLOP/s against ~170 for the 64 × 512 × 1024 product).
 #include "../Sources/CKernels/packed_gemm.c"
+#include "../Sources/CKernels/tile_gemm.c"
+#include <cblas.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +41,41 @@ static float *filled(long count, int period, float scale, float shift) {
     if (!p) { fprintf(stderr, "out of memory\n"); exit(1); }
     for (long i = 0; i < count; i++) p[i] = (float)(i % period) * scale + shift;
     return p;
+}
+
+// Worst |c − Σ a·b| / Σ|a·b| over a sample of C's elements; A(i, kk) = a[i·lda + kk] (a[kk·lda + i]
+// when transposedA), B(kk, j) = b[kk·n + j].
+static double worst_error(long m, long k, long n, const float *a, long lda, int transposedA, const float *b,
+                          const float *c) {
+    double worst = 0;
+    for (long i = 0; i < m; i += 7)
+        for (long j = 0; j < n; j += 5) {
+            double sum = 0, scale = 0;
+            for (long kk = 0; kk < k; kk++) {
+                double p = (double)(transposedA ? a[kk * lda + i] : a[i * lda + kk]) * b[kk * n + j];
+                sum += p;
+                scale += fabs(p);
+            }
+            double e = fabs(c[i * n + j] - sum) / scale;
+            if (e > worst) worst = e;
+        }
+    return worst;
+}
+
+static float *random_filled(long count) {
+    float *p = filled(count, 1, 0, 0);
+    unsigned long x = 88172645463325252UL;
+    for (long i = 0; i < count; i++) {
+        x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+        p[i] = (float)((x >> 11) * (1.0 / 9007199254740992.0)) - 0.5f;
+    }
+    return p;
+}
+
+// Median of the calls after the first `warm` (sorted in place).
+static double median_after(double *t, int calls, int warm) {
+    qsort(t + warm, calls - warm, sizeof(double), by_value);
+    return t[warm + (calls - warm) / 2];
 }
 
 typedef float v16s __attribute__((vector_size(64)));
@@ -85,8 +128,43 @@ int main(int argc, char **argv) {
         }
         work = 4.0 * n;
         unit = "GB/s";
+    } else if ((!strcmp(mode, "tiles") || !strcmp(mode, "wgrad")) && argc == 5) {
+        if (!ck_tile_gemm_available()) { fprintf(stderr, "no bf16 matrix units here\n"); return 1; }
+        int wgrad = !strcmp(mode, "wgrad"), calls = wgrad ? 40 : 600;
+        long m = atol(argv[2]), k = atol(argv[wgrad ? 4 : 3]), n = atol(argv[wgrad ? 3 : 4]);
+        float *a = random_filled(m * k), *b = random_filled(k * n), *c = filled(m * n, 1, 0, 0);
+        uint16_t *tiles = aligned_alloc(64, (size_t)(ck_tile_packed_size(k, n) * 2 + 63) / 64 * 64);
+        float *packed = filled(ck_packed_size(k, n), 1, 0, 0);
+        ck_tile_pack(k, n, b, n, 0, tiles, k, 0);
+        ck_pack(k, n, b, n, 0, packed);
+        static double tt[CALLS], to[CALLS], tp[CALLS];
+        double errTiles = 0, errOther = 0;
+        if (wgrad) openblas_set_num_threads(1);
+        for (int r = 0; r < calls; r++) {
+            double t = now();
+            if (wgrad) ck_tile_pack(k, n, b, n, 0, tiles, k, 0);
+            tp[r] = now() - t;
+            t = now();
+            ck_tile_gemm(m, k, a, wgrad ? m : k, wgrad, tiles, 1, 0, 0, (n + 31) / 32, n, c, n, 0);
+            tt[r] = now() - t;
+            if (r == 0) errTiles = worst_error(m, k, n, a, wgrad ? m : k, wgrad, b, c);
+            t = now();
+            if (wgrad) cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, m, n, k, 1, a, m, b, n, 0, c, n);
+            else ck_gemm_packed(m, k, a, k, packed, 0, (n + 31) / 32, n, c, n, 0);
+            to[r] = now() - t;
+            if (r == 0) errOther = worst_error(m, k, n, a, wgrad ? m : k, wgrad, b, c);
+        }
+        int warm = wgrad ? 5 : 100;
+        double flops = 2.0 * m * k * n * 1e-9;
+        double mt = median_after(tt, calls, warm), mo = median_after(to, calls, warm), mp = median_after(tp, calls, warm);
+        printf("%s %ld x %ld x %ld: tiles best %.1f, median %.1f GFLOP/s (error %.1e of sum|ab|)%s; %s best %.1f, "
+               "median %.1f (error %.1e); median ratio %.2f\n", mode, m, k, n, flops / tt[warm], flops / mt, errTiles,
+               wgrad ? "" : "", wgrad ? "OpenBLAS" : "ck_gemm_packed", flops / to[warm], flops / mo, errOther,
+               wgrad ? mo / (mt + mp) : mo / mt);
+        if (wgrad) printf("  packing B each call: median %.2f ms (in the ratio)\n", mp * 1e3);
+        return 0;
     } else {
-        fprintf(stderr, "usage: %s gemm M K N | gemv H K UNITS | stream BYTES\n", argv[0]);
+        fprintf(stderr, "usage: %s gemm M K N | gemv H K UNITS | stream BYTES | tiles M K N | wgrad M N K\n", argv[0]);
         return 2;
     }
     // The first 100 calls warm the caches; rates from the fastest, median and 90th-percentile call.

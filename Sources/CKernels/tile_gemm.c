@@ -28,7 +28,7 @@
 #define TILE_PANEL 32                    // columns per panel (two 16-column tiles)
 #define TILE_BLOCK (6 * 512)             // bf16 per block of k in a panel: 3 parts × 2 tiles
 #define TILE_CHUNK_ROWS 128              // rows of A split at once (kept in L2 while panels pass)
-#define TILE_CHUNK_K 1024                // k per pass over C (a longer k is summed in chunks)
+#define TILE_CHUNK_K CK_TILE_TERMS_PER_PASS   // k per pass over C (a longer k is summed in passes)
 
 static long blocks_of(long k) { return (k + TILE_K - 1) / TILE_K; }
 

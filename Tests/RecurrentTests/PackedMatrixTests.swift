@@ -120,6 +120,45 @@ import Testing
         #expect(zip(whole, blocks).filter { $0 != $1 }.isEmpty, "results differ by block")
     }
 
+    /// A weight gradient `Aᵀ·B` over 2500 rows, packed and multiplied in passes of 1024 rows
+    /// shared by two threads (`SequenceMatmul.multiplyTransposedLeft`), gives the bits of one call
+    /// over all rows, and is within 1e-6 of Σ|a·b| of the Float64 sums.
+    @Test(.enabled(if: PackedMatrix.tilesAvailable))
+    func weightGradientInPassesMatchesOneCall() {
+        var rng = RandomGenerator(seed: 9)
+        let m = 96, n = 80, k = 2500
+        let a = (0..<k * m).map { _ in rng.uniform(-1, 1) }, b = (0..<k * n).map { _ in rng.uniform(-1, 1) }
+        var passes = [Float](repeating: 0, count: m * n), whole = passes
+        let packed = PackedMatrix(k: k, n: n, kernel: .tiles)
+        a.withUnsafeBufferPointer { pa in
+            b.withUnsafeBufferPointer { pb in
+                passes.withUnsafeMutableBufferPointer {
+                    SequenceMatmul.multiplyTransposedLeft(m: m, n: n, k: k, a: pa.start, lda: m, b: pb.start, ldb: n,
+                                                          out: $0.start, ldo: n, tiles: true, threads: 2)
+                }
+                packed.pack(rows: k, columns: 0..<n, from: pb.start, ldb: n, transposed: false)
+                whole.withUnsafeMutableBufferPointer {
+                    packed.multiply(m: m, a: pa.start, lda: m, transposedA: true, panels: 0..<(n + 31) / 32,
+                                    out: $0.start, ldc: n, accumulate: false)
+                }
+            }
+        }
+        #expect(zip(passes, whole).filter { $0 != $1 }.isEmpty, "passes differ from one call")
+        var worst = 0.0
+        for i in stride(from: 0, to: m, by: 5) {
+            for j in stride(from: 0, to: n, by: 3) {
+                var sum = 0.0, scale = 0.0
+                for r in 0..<k {
+                    let p = Double(a[r * m + i]) * Double(b[r * n + j])
+                    sum += p
+                    scale += abs(p)
+                }
+                worst = max(worst, abs(Double(passes[i * n + j]) - sum) / scale)
+            }
+        }
+        #expect(worst <= 1e-6, "worst error \(worst) of Σ|a·b|")
+    }
+
     /// The kernel is chosen by block rows and k: the tiles from 32 rows and k = 128.
     @Test func kernelFollowsRowsAndTerms() {
         #expect(PackedMatrix.kernel(rows: 16, k: 1024) == .fma)

@@ -157,6 +157,10 @@ int ck_packed_gemm_is_fast(void);
 
 // ---- fp32 products on the bf16 matrix units (tile_gemm.c) ----
 
+/// Terms of k that `ck_tile_gemm` sums in one pass over C; a longer k is summed in passes of
+/// this many, each added to C.
+#define CK_TILE_TERMS_PER_PASS 1024
+
 /// Whether `ck_tile_gemm` can run here: the CPU has the bf16 matrix units (AMX-BF16) and Linux
 /// granted this process their state (asked on the first call). `RECURRENT_TILES=0` in the
 /// environment says no.
@@ -173,8 +177,8 @@ void ck_tile_pack(long k, long n, const float *b, long ldb, int transposed, uint
 /// C[m × n] = A[m × k] · B (C += A · B when `accumulate`) for the column panels panelBegin +
 /// g·groupStride ..< panelEnd + g·groupStride, g in 0..<groups (as `ck_gemm_panels`), B packed by
 /// `ck_tile_pack`. A(i, kk) = a[i·lda + kk], or a[kk·lda + i] when `transposedA`. fp32 accuracy
-/// from six bf16 part products per multiply-add (see tile_gemm.c); k past 1024 is summed in
-/// chunks of 1024.
+/// from six bf16 part products per multiply-add (see tile_gemm.c); k past
+/// CK_TILE_TERMS_PER_PASS is summed in passes.
 void ck_tile_gemm(long m, long k, const float *a, long lda, int transposedA, const uint16_t *packed, long groups,
                   long groupStride, long panelBegin, long panelEnd, long n, float *c, long ldc, int accumulate);
 

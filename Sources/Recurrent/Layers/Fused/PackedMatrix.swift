@@ -27,6 +27,10 @@ final class PackedMatrix: @unchecked Sendable {
     /// Whether the tile kernel can run here (`RECURRENT_TILES=0` in the environment turns it off).
     static let tilesAvailable = ck_tile_gemm_available() != 0
 
+    /// Terms the tile kernel sums in one pass over the result; a longer k is summed in passes of
+    /// this many, each added to the result of the ones before.
+    static let termsPerPass = Int(CK_TILE_TERMS_PER_PASS)
+
     /// The kernel for products of `k` terms whose blocks have up to `rows` rows.
     static func kernel(rows: Int, k: Int) -> Kernel { tilesAvailable && rows >= 32 && k >= 128 ? .tiles : .fma }
 

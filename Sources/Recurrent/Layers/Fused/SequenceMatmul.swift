@@ -96,11 +96,18 @@ enum SequenceMatmul {
         if m == 0 || n == 0 { return }
         let parts = min(productParts(m, n, k, threads: threads), max(1, m / 16))
         if tiles && PackedMatrix.kernel(rows: m / parts, k: k) == .tiles {
-            let packed = PackedMatrix(k: k, n: n, kernel: .tiles)
-            let job = TileTransposedLeftJob(packed: packed, a: a, lda: lda, b: b, ldb: ldb, out: out, ldo: ldo)
+            // B in chunks of the rows the tile kernel sums in one pass, each packed by both
+            // threads and then multiplied into `out` (the same sums as one call over all rows,
+            // for a chunk's packed B instead of all of it: 6 MB instead of 39 at C2).
             let panels = (n + 31) / 32, packParts = min(parts, panels)
-            runParts(packParts) { p in job.pack(panels: WorkSplit.slice(p, of: packParts, count: panels)) }
-            runBalancedParts(parts, count: m, quantum: 32) { job.run(rows: $0) }
+            for k0 in stride(from: 0, to: k, by: PackedMatrix.termsPerPass) {
+                let kc = min(PackedMatrix.termsPerPass, k - k0)
+                let job = TileTransposedLeftJob(packed: PackedMatrix(k: kc, n: n, kernel: .tiles), a: a + k0 * lda,
+                                                lda: lda, b: b + k0 * ldb, ldb: ldb, out: out, ldo: ldo,
+                                                accumulate: k0 > 0)
+                runParts(packParts) { p in job.pack(panels: WorkSplit.slice(p, of: packParts, count: panels)) }
+                runBalancedParts(parts, count: m, quantum: 32) { job.run(rows: $0) }
+            }
             return
         }
         let job = TransposedLeftJob(n: n, k: k, a: a, lda: lda, b: b, ldb: ldb, out: out, ldo: ldo)
@@ -222,6 +229,8 @@ struct TileTransposedLeftJob: @unchecked Sendable {
     let a: UnsafePointer<Float>, lda: Int
     let b: UnsafePointer<Float>, ldb: Int
     let out: UnsafeMutablePointer<Float>, ldo: Int
+    /// Add to `out` instead of storing (the chunks after the first).
+    var accumulate = false
 
     /// Packs the 32-column panels `panels` of B.
     func pack(panels: Range<Int>) {
@@ -236,7 +245,7 @@ struct TileTransposedLeftJob: @unchecked Sendable {
         if rows.isEmpty { return }
         packed.multiply(m: rows.count, a: a + rows.lowerBound, lda: lda, transposedA: true,
                         panels: PackedMatrix.panels(0..<packed.n), out: out + rows.lowerBound * ldo, ldc: ldo,
-                        accumulate: false)
+                        accumulate: accumulate)
     }
 }
 
