@@ -28,7 +28,7 @@
 #define TILE_PANEL 32                    // columns per panel (two 16-column tiles)
 #define TILE_BLOCK (6 * 512)             // bf16 per block of k in a panel: 3 parts × 2 tiles
 #define TILE_CHUNK_ROWS 128              // rows of A split at once (kept in L2 while panels pass)
-#define TILE_CHUNK_K CK_TILE_TERMS_PER_PASS   // k per pass over C (a longer k is summed in passes)
+#define TILE_CHUNK_K CK_TILE_TERMS_PER_PASS   // k per pass over C (a longer k is a sum of passes)
 
 static long blocks_of(long k) { return (k + TILE_K - 1) / TILE_K; }
 
@@ -277,46 +277,47 @@ CK_TILE_TARGET static void one_row_tile(long blocks, const uint16_t *a, const ui
     }
 }
 
-// C[rows × width] (rows ≤ 32, width ≤ 32) of one half and panel, stored or added.
+// C[rows × width] (rows ≤ 32, width ≤ 32) of one half and panel over one pass of k: the sums
+// start from zero in the tiles and are then stored into C or added to it in fp32 (so a long k
+// is summed as a sum of passes, as a blocked GEMM does, not as one chain of 6·k additions).
 CK_TILE_TARGET static void half_panel_product(long rows, long width, long blocks, const uint16_t *a, const uint16_t *b,
                                               float *c, long ldc, int accumulate) {
     int two = rows > 16;
-    int whole = rows == 32 && width == 32;
-    float edge[32 * 32] __attribute__((aligned(64)));
-    float *target = c;
-    long ld = ldc;
-    if (!whole) {
-        // The product goes through a 32 × 32 block; only its valid part reaches C.
-        target = edge;
-        ld = 32;
-        if (accumulate)
-            for (long r = 0; r < rows; r++) memcpy(edge + r * 32, c + r * ldc, (size_t)width * 4);
-    }
-    if (accumulate) {
-        _tile_loadd(0, target, ld * 4);
-        _tile_loadd(1, target + 16, ld * 4);
-        if (two) {
-            _tile_loadd(2, target + 16 * ld, ld * 4);
-            _tile_loadd(3, target + 16 * ld + 16, ld * 4);
-        }
-    } else {
-        _tile_zero(0);
-        _tile_zero(1);
-        if (two) {
-            _tile_zero(2);
-            _tile_zero(3);
-        }
+    _tile_zero(0);
+    _tile_zero(1);
+    if (two) {
+        _tile_zero(2);
+        _tile_zero(3);
     }
     if (two) two_row_tiles(blocks, a, b);
     else one_row_tile(blocks, a, b);
-    _tile_stored(0, target, ld * 4);
-    _tile_stored(1, target + 16, ld * 4);
-    if (two) {
-        _tile_stored(2, target + 16 * ld, ld * 4);
-        _tile_stored(3, target + 16 * ld + 16, ld * 4);
+    if (!accumulate && rows == 32 && width == 32) {
+        _tile_stored(0, c, ldc * 4);
+        _tile_stored(1, c + 16, ldc * 4);
+        _tile_stored(2, c + 16 * ldc, ldc * 4);
+        _tile_stored(3, c + 16 * ldc + 16, ldc * 4);
+        return;
     }
-    if (!whole)
-        for (long r = 0; r < rows; r++) memcpy(c + r * ldc, edge + r * 32, (size_t)width * 4);
+    // Through a 32 × 32 block: only its valid part reaches C.
+    float sums[32 * 32] __attribute__((aligned(64)));
+    _tile_stored(0, sums, 32 * 4);
+    _tile_stored(1, sums + 16, 32 * 4);
+    if (two) {
+        _tile_stored(2, sums + 16 * 32, 32 * 4);
+        _tile_stored(3, sums + 16 * 32 + 16, 32 * 4);
+    }
+    for (long r = 0; r < rows; r++) {
+        float *cr = c + r * ldc;
+        const float *sr = sums + r * 32;
+        for (int v = 0; v < 2; v++) {
+            long lanes = width - 16 * v;
+            if (lanes <= 0) break;
+            __mmask16 m = first_lanes(lanes);
+            __m512 x = _mm512_load_ps(sr + 16 * v);
+            if (accumulate) x = _mm512_add_ps(_mm512_maskz_loadu_ps(m, cr + 16 * v), x);
+            _mm512_mask_storeu_ps(cr + 16 * v, m, x);
+        }
+    }
 }
 
 CK_TILE_TARGET void ck_tile_gemm(long m, long k, const float *a, long lda, int transposedA, const uint16_t *packed,
@@ -329,7 +330,7 @@ CK_TILE_TARGET void ck_tile_gemm(long m, long k, const float *a, long lda, int t
     if (!split) abort();
     configure_tiles();
     for (long kb0 = 0; kb0 < blocks; kb0 += chunkBlocks) {
-        // Rows kb0·32 ..< k0 + kc of k; the chunks after the first add to C.
+        // Terms k0 ..< k0 + kc; the passes after the first add to C.
         long k0 = kb0 * TILE_K, kc = k - k0 < TILE_CHUNK_K ? k - k0 : TILE_CHUNK_K, cb = blocks_of(kc);
         int add = accumulate || kb0 > 0;
         for (long r0 = 0; r0 < m; r0 += TILE_CHUNK_ROWS) {
