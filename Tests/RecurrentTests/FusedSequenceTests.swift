@@ -483,15 +483,18 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
     /// stay in a core's cache or each thread has 32 rows or more (C1, C2, the char-LM), units when
     /// few rows would each stream large weights (C4: 8 rows per thread, 16 MB of `W_hh`) or at
     /// batch size 1 (C3), one thread when the step is too small to share. With the tile kernel
-    /// an inference loop of 8M multiply-adds a step or more whose rows split would leave under 32
-    /// rows a thread (C1 LSTM) takes units, so the tiles see the whole batch.
+    /// an inference loop of 8M multiply-adds a step or more (C1 LSTM, C2) takes units, so the
+    /// tiles see the whole batch and each thread streams half the weights; training keeps rows.
     @Test func splitFollowsStreamedBytes() {
-        let c1LSTM: WorkSplit = PackedMatrix.tilesAvailable ? .units(parts: 2) : .rows(parts: 2)
-        #expect(WorkSplit.choose(batch: 32, hidden: 256, gates: 4, threads: 2) == c1LSTM)             // C1
+        let tilesUnits: WorkSplit = PackedMatrix.tilesAvailable ? .units(parts: 2) : .rows(parts: 2)
+        #expect(WorkSplit.choose(batch: 32, hidden: 256, gates: 4, threads: 2) == tilesUnits)         // C1
         #expect(WorkSplit.choose(batch: 32, hidden: 256, gates: 4, threads: 2, training: true) == .rows(parts: 2))
         #expect(WorkSplit.choose(batch: 32, hidden: 256, gates: 3, threads: 2) == .rows(parts: 2))    // C1 GRU
-        #expect(WorkSplit.choose(batch: 64, hidden: 512, gates: 4, threads: 2) == .rows(parts: 2))    // C2
-        #expect(WorkSplit.choose(batch: 64, hidden: 512, gates: 3, threads: 2) == .rows(parts: 2))    // C2 GRU
+        #expect(WorkSplit.choose(batch: 64, hidden: 512, gates: 4, threads: 2) == tilesUnits)         // C2
+        #expect(WorkSplit.choose(batch: 64, hidden: 512, gates: 3, threads: 2) == tilesUnits)         // C2 GRU
+        for gates in [1, 3, 4] {                                                                      // C2 training
+            #expect(WorkSplit.choose(batch: 64, hidden: 512, gates: gates, threads: 2, training: true) == .rows(parts: 2))
+        }
         #expect(WorkSplit.choose(batch: 16, hidden: 1024, gates: 4, threads: 2) == .units(parts: 2))  // C4
         #expect(WorkSplit.choose(batch: 32, hidden: 1024, gates: 4, threads: 2) == .units(parts: 2))  // 16 rows each
         #expect(WorkSplit.choose(batch: 1, hidden: 256, gates: 4, threads: 2) == .units(parts: 2))    // C3

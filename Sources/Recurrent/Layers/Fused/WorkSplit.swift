@@ -26,8 +26,8 @@ enum WorkSplit: Equatable {
     /// stream bounds the step: LSTM inference 0.73.
     static let streamedRowsPerThread = 32
 
-    /// Multiply-adds of a step's recurrent product from which a units split on the tile kernel
-    /// beats a rows split whose blocks are too small for it.
+    /// Multiply-adds of a step's recurrent product from which a units split of an inference loop
+    /// on the tile kernel beats a rows split.
     static let tileUnitsWork = 8_000_000
 
     /// Rows of the blocks the step products see: a rows split's slice, else the whole batch.
@@ -49,17 +49,16 @@ enum WorkSplit: Equatable {
         guard parts > 1, rowsWorthIt || unitsWorthIt else { return .none }
         let weightBytes = gates * hidden * hidden * MemoryLayout<Float>.stride
         let rowsStreamWell = batch >= streamedRowsPerThread * parts
-        // The tile kernel runs on blocks of 32 rows or more (`PackedMatrix.kernel`). Where a rows
-        // split leaves fewer per thread, a units split of an inference loop keeps the whole batch
-        // on the tiles, which pays for its meeting per step from 8M multiply-adds a step. Paired
-        // against rows at C1 (32 rows, H = 256): LSTM (8.4M) inference 1.19 fastest / 1.13
-        // median (10 rounds); GRU (6.3M) 0.98 / 0.95 and RNN (2.1M) 0.84 / 0.86 (training). A
-        // training step keeps rows: C1 LSTM training with units in both loops 0.99 / 0.84, in
-        // the forward loop only 0.95 / 0.96.
-        let tilesNeedUnits = !training && work >= tileUnitsWork
-            && PackedMatrix.kernel(rows: batch, k: hidden) == .tiles
-            && PackedMatrix.kernel(rows: batch / parts, k: hidden) == .fma
-        if tilesNeedUnits && unitsWorthIt { return .units(parts: parts) }
+        // On the tile kernel (`PackedMatrix.kernel`: blocks of 32 rows or more) an inference
+        // loop of 8M multiply-adds a step or more takes units: the whole batch stays on the
+        // tiles (a rows split of 32 rows leaves 16 a thread, too few for them) and each thread
+        // streams half of the weights, which the tiles' form makes 1.5x larger. Paired against
+        // rows (fastest / median step): C1 LSTM (8.4M) 1.19 / 1.13; C2 LSTM (67M) 1.11 / 1.16
+        // and 1.17 / 1.21, GRU 1.14 / 1.16, RNN 1.00 / 1.12. Below 8M units lose: C1 GRU (6.3M)
+        // 0.98 / 0.95, RNN (2.1M) 0.84 / 0.86 (training). A training step keeps rows: C1 LSTM
+        // training with units in both loops 0.99 / 0.84, in the forward loop only 0.95 / 0.96.
+        let tilesTakeUnits = !training && work >= tileUnitsWork && PackedMatrix.kernel(rows: batch, k: hidden) == .tiles
+        if tilesTakeUnits && unitsWorthIt { return .units(parts: parts) }
         if rowsWorthIt && (weightBytes <= cachedWeightBytes || rowsStreamWell || !unitsWorthIt) {
             return .rows(parts: parts)
         }
