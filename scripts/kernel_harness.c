@@ -7,6 +7,7 @@
 //   taskset -c 0 /tmp/kernel_harness gemv 256 256 128    # ck_gemv_rows: 4 gates × units rows of W [4H × k]
 //   taskset -c 0 /tmp/kernel_harness stream 524288       # a plain AVX-512 sum over N bytes (a core's read rate)
 //   taskset -c 0 /tmp/kernel_harness tiles 64 1024 1024  # ck_tile_gemm against ck_gemm_packed, call by call
+//   taskset -c 0 /tmp/kernel_harness tilepeak            # bf16 TFLOP/s of 4 independent tile products
 //   OPENBLAS_CORETYPE=SkylakeX taskset -c 0 /tmp/kernel_harness wgrad 512 384 3200
 //                                                        # weight gradient C[m×n] = Aᵀ·B, A [k×m]: the tiles
 //                                                        # (B packed each call) against OpenBLAS sgemm
@@ -78,6 +79,22 @@ static double median_after(double *t, int calls, int warm) {
     return t[warm + (calls - warm) / 2];
 }
 
+// `rounds` × 4 independent TDPBF16PS on resident tiles (16 × 16 × 32 multiply-adds each).
+CK_TILE_TARGET __attribute__((noinline)) static void tile_products(long rounds, float *sink) {
+    static uint16_t ones[512] __attribute__((aligned(64)));
+    for (int i = 0; i < 512; i++) ones[i] = 0x3f80;   // bf16 1.0
+    configure_tiles();
+    _tile_zero(0); _tile_zero(1); _tile_zero(2); _tile_zero(3);
+    _tile_loadd(4, ones, 64); _tile_loadd(5, ones, 64); _tile_loadd(6, ones, 64); _tile_loadd(7, ones, 64);
+    for (long r = 0; r < rounds; r++) {
+        _tile_dpbf16ps(0, 4, 6); _tile_dpbf16ps(1, 4, 7); _tile_dpbf16ps(2, 5, 6); _tile_dpbf16ps(3, 5, 7);
+    }
+    static float out[256] __attribute__((aligned(64)));
+    _tile_stored(0, out, 64);
+    *sink = out[0];
+    _tile_release();
+}
+
 typedef float v16s __attribute__((vector_size(64)));
 __attribute__((target("avx512f"), noinline)) static float stream_sum(const float *p, long n) {
     v16s a[8] = {{0}};
@@ -128,6 +145,19 @@ int main(int argc, char **argv) {
         }
         work = 4.0 * n;
         unit = "GB/s";
+    } else if (!strcmp(mode, "tilepeak") && argc == 2) {
+        if (!ck_tile_gemm_available()) { fprintf(stderr, "no bf16 matrix units here\n"); return 1; }
+        for (int r = 0; r < 20; r++) {
+            double t = now();
+            tile_products(50000, &sink);
+            times[r] = now() - t;
+        }
+        qsort(times, 20, sizeof(double), by_value);
+        double flops = 50000.0 * 4 * 16 * 16 * 32 * 2;
+        printf("tilepeak: best %.0f, median %.0f bf16 GFLOP/s (6 per fp32 multiply-add: %.0f, %.0f; check %g)\n",
+               flops / times[0] * 1e-9, flops / times[10] * 1e-9, flops / times[0] * 1e-9 / 6,
+               flops / times[10] * 1e-9 / 6, (double)sink);
+        return 0;
     } else if ((!strcmp(mode, "tiles") || !strcmp(mode, "wgrad")) && argc == 5) {
         if (!ck_tile_gemm_available()) { fprintf(stderr, "no bf16 matrix units here\n"); return 1; }
         int wgrad = !strcmp(mode, "wgrad"), calls = wgrad ? 40 : 600;
@@ -164,7 +194,8 @@ int main(int argc, char **argv) {
         if (wgrad) printf("  packing B each call: median %.2f ms (in the ratio)\n", mp * 1e3);
         return 0;
     } else {
-        fprintf(stderr, "usage: %s gemm M K N | gemv H K UNITS | stream BYTES | tiles M K N | wgrad M N K\n", argv[0]);
+        fprintf(stderr, "usage: %s gemm M K N | gemv H K UNITS | stream BYTES | tiles M K N | wgrad M N K | tilepeak\n",
+                argv[0]);
         return 2;
     }
     // The first 100 calls warm the caches; rates from the fastest, median and 90th-percentile call.
