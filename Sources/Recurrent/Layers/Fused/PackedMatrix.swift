@@ -11,7 +11,7 @@ import CKernels
 ///   kernel's and near OpenBLAS's), ~1.5x the FMA kernel's rate at 64 rows.
 ///   Used where the CPU and OS allow it, blocks have at least 32 rows and k is at least 128: at
 ///   16 rows the products are bound by reading `B`, which is 1.5x larger in this form (a
-///   16 × 1088 × 2048 product: 0.92x the FMA kernel), and at k = 64 by loading and storing the
+///   16 × 1088 × 2048 product: 0.88–0.92x the FMA kernel), and at k = 64 by loading and storing the
 ///   result tiles (3200 × 64 × 4096: 0.72x).
 ///
 /// Both kernels compute each element of `C` from its row of `A` and column of `B` alone, in an

@@ -87,9 +87,9 @@ enum SequenceMatmul {
     /// gradient `dW = dGᵀ·X` summed over all T·B rows. `out` has row stride ldo. Each thread
     /// takes a slice of the rows of `out`, so it reads only its columns of A (`dG`, the larger
     /// operand) where a split by columns had every thread pack all of it (4–8% faster C1 training
-    /// in paired runs). With `tiles` (and the tile kernel available) B is packed once for the
-    /// tile kernel, the threads sharing the packing, and the slices follow the threads' speeds;
-    /// otherwise each thread runs BLAS.
+    /// in paired runs). With `tiles` (and the tile kernel available) B is packed for the tile
+    /// kernel in passes of `PackedMatrix.termsPerPass` rows, the threads sharing the packing of
+    /// each, and the slices follow the threads' speeds; otherwise each thread runs BLAS.
     static func multiplyTransposedLeft(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int,
                                        b: UnsafePointer<Float>, ldb: Int, out: UnsafeMutablePointer<Float>, ldo: Int,
                                        tiles: Bool, threads: Int) {

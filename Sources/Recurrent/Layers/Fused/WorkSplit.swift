@@ -54,9 +54,10 @@ enum WorkSplit: Equatable {
         // tiles (a rows split of 32 rows leaves 16 a thread, too few for them) and each thread
         // streams half of the weights, which the tiles' form makes 1.5x larger. Paired against
         // rows (fastest / median step): C1 LSTM (8.4M) 1.19 / 1.13; C2 LSTM (67M) 1.11 / 1.16
-        // and 1.17 / 1.21, GRU 1.14 / 1.16, RNN 1.00 / 1.12. Below 8M units lose: C1 GRU (6.3M)
-        // 0.98 / 0.95, RNN (2.1M) 0.84 / 0.86 (training). A training step keeps rows: C1 LSTM
-        // training with units in both loops 0.99 / 0.84, in the forward loop only 0.95 / 0.96.
+        // and 1.17 / 1.21, GRU 1.14 / 1.16, RNN 1.00 / 1.12. Below 8M units lost in the only
+        // runs made (training steps): C1 GRU (6.3M) 0.98 / 0.95, RNN (2.1M) 0.84 / 0.86. A
+        // training step keeps rows: C1 LSTM training with units in both loops 0.99 / 0.84, in
+        // the forward loop only 0.95 / 0.96.
         let tilesTakeUnits = !training && work >= tileUnitsWork && PackedMatrix.kernel(rows: batch, k: hidden) == .tiles
         if tilesTakeUnits && unitsWorthIt { return .units(parts: parts) }
         if rowsWorthIt && (weightBytes <= cachedWeightBytes || rowsStreamWell || !unitsWorthIt) {
