@@ -197,6 +197,7 @@ struct BenchRow {
     var json: String {
         var fields: [(String, String)] = [
             ("lib", quoted("recurrent")), ("path", quoted(path)), ("blas", quoted(BLAS.implementation)),
+            ("tiles", FusedSequence.usesMatrixTiles ? "true" : "false"),
             ("threads", "\(threads)"),
             ("config", quoted(config.name)), ("cell", quoted(cell)), ("mode", quoted(mode)),
             ("T", "\(config.T)"), ("B", "\(config.B)"), ("D", "\(config.D)"), ("H", "\(config.H)"),

@@ -19,6 +19,12 @@ import CKernels
 /// is read back to front from its own last element; `hN` is the state after the last processed
 /// step (for `reverse`, after `t = 0`). A row of length 0 keeps `h0` (and `c0`) and outputs zeros.
 public enum FusedSequence {
+    /// Whether the fused layers' matrix products run on the CPU's bf16 matrix units (Intel AMX)
+    /// at fp32 accuracy, where blocks allow (`PackedMatrix`): the CPU has them, Linux granted
+    /// their state, and `RECURRENT_TILES=0` is not set. Otherwise the AVX-512 multiply-add
+    /// kernel and BLAS run them.
+    public static var usesMatrixTiles: Bool { PackedMatrix.tilesAvailable }
+
     /// Activations saved by `forward(…, saveForBackward: true)` for `backward`.
     public final class Context {
         let kind: CellKind
