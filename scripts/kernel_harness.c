@@ -187,9 +187,9 @@ int main(int argc, char **argv) {
         int warm = wgrad ? 5 : 100;
         double flops = 2.0 * m * k * n * 1e-9;
         double mt = median_after(tt, calls, warm), mo = median_after(to, calls, warm), mp = median_after(tp, calls, warm);
-        printf("%s %ld x %ld x %ld: tiles best %.1f, median %.1f GFLOP/s (error %.1e of sum|ab|)%s; %s best %.1f, "
+        printf("%s %ld x %ld x %ld: tiles best %.1f, median %.1f GFLOP/s (error %.1e of sum|ab|); %s best %.1f, "
                "median %.1f (error %.1e); median ratio %.2f\n", mode, m, k, n, flops / tt[warm], flops / mt, errTiles,
-               wgrad ? "" : "", wgrad ? "OpenBLAS" : "ck_gemm_packed", flops / to[warm], flops / mo, errOther,
+               wgrad ? "OpenBLAS" : "ck_gemm_packed", flops / to[warm], flops / mo, errOther,
                wgrad ? mo / (mt + mp) : mo / mt);
         if (wgrad) printf("  packing B each call: median %.2f ms (in the ratio)\n", mp * 1e3);
         return 0;

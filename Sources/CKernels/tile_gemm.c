@@ -142,23 +142,24 @@ static uint16_t *split_space(long count) {
     return split_buffer;
 }
 
-// The three bf16 parts of 32 values of a row of A (x[0], x[1]) into a tile row of each part.
-CK_TILE_TARGET static inline void split_tile_row(__m512 x0, __m512 x1, uint16_t *dst) {
+// The three bf16 parts of 16 values (`split3` in vectors), each in the upper half of its lane with
+// the lower half zero.
+CK_TILE_TARGET static inline void split_lanes(__m512 x, __m512i part[3]) {
     const __m512i mask = _mm512_set1_epi32((int)0xFFFF0000u);
-    __m256i parts[3][2];
-    __m512 x[2] = {x0, x1};
-    for (int v = 0; v < 2; v++) {
-        __m512i hi = _mm512_and_si512(_mm512_castps_si512(x[v]), mask);
-        __m512 r = _mm512_sub_ps(x[v], _mm512_castsi512_ps(hi));
-        __m512i mid = _mm512_and_si512(_mm512_castps_si512(r), mask);
-        __m512 lo = _mm512_sub_ps(r, _mm512_castsi512_ps(mid));
-        parts[0][v] = _mm512_cvtepi32_epi16(_mm512_srli_epi32(hi, 16));
-        parts[1][v] = _mm512_cvtepi32_epi16(_mm512_srli_epi32(mid, 16));
-        parts[2][v] = _mm512_cvtepi32_epi16(_mm512_srli_epi32(_mm512_castps_si512(lo), 16));
-    }
+    part[0] = _mm512_and_si512(_mm512_castps_si512(x), mask);
+    __m512 r = _mm512_sub_ps(x, _mm512_castsi512_ps(part[0]));
+    part[1] = _mm512_and_si512(_mm512_castps_si512(r), mask);
+    part[2] = _mm512_and_si512(_mm512_castps_si512(_mm512_sub_ps(r, _mm512_castsi512_ps(part[1]))), mask);
+}
+
+// The three bf16 parts of 32 values of a row of A (x0, x1) into a tile row of each part.
+CK_TILE_TARGET static inline void split_tile_row(__m512 x0, __m512 x1, uint16_t *dst) {
+    __m512i p0[3], p1[3];
+    split_lanes(x0, p0);
+    split_lanes(x1, p1);
     for (int q = 0; q < 3; q++) {
-        _mm256_store_si256((__m256i *)(dst + q * 1024), parts[q][0]);
-        _mm256_store_si256((__m256i *)(dst + q * 1024 + 16), parts[q][1]);
+        _mm256_store_si256((__m256i *)(dst + q * 1024), _mm512_cvtepi32_epi16(_mm512_srli_epi32(p0[q], 16)));
+        _mm256_store_si256((__m256i *)(dst + q * 1024 + 16), _mm512_cvtepi32_epi16(_mm512_srli_epi32(p1[q], 16)));
     }
 }
 
@@ -360,25 +361,16 @@ CK_TILE_TARGET void ck_tile_gemm(long m, long k, const float *a, long lda, int t
 // One full 32-row block of one full panel, vectorized. `src` points at B(32·kb, j0): row-major
 // rows of b (ldb apart) when not transposed, else rows of W (b[j·ldb + kk]).
 CK_TILE_TARGET static void pack_block(const float *src, long ldb, int transposed, uint16_t *block) {
-    const __m512i mask = _mm512_set1_epi32((int)0xFFFF0000u);
     if (!transposed) {
         // Tile row r, dword c = (B(2r, c), B(2r + 1, c)): the upper halves of two rows' parts.
         for (int t = 0; t < 2; t++) {
             for (int r = 0; r < 16; r++) {
-                __m512 e = _mm512_loadu_ps(src + (2 * r) * ldb + 16 * t);
-                __m512 o = _mm512_loadu_ps(src + (2 * r + 1) * ldb + 16 * t);
-                __m512i ue = _mm512_castps_si512(e), uo = _mm512_castps_si512(o);
-                __m512i he = _mm512_and_si512(ue, mask), ho = _mm512_and_si512(uo, mask);
-                __m512 re = _mm512_sub_ps(e, _mm512_castsi512_ps(he)), ro = _mm512_sub_ps(o, _mm512_castsi512_ps(ho));
-                __m512i me = _mm512_and_si512(_mm512_castps_si512(re), mask);
-                __m512i mo = _mm512_and_si512(_mm512_castps_si512(ro), mask);
-                __m512i le = _mm512_castps_si512(_mm512_sub_ps(re, _mm512_castsi512_ps(me)));
-                __m512i lo = _mm512_castps_si512(_mm512_sub_ps(ro, _mm512_castsi512_ps(mo)));
+                __m512i even[3], odd[3];
+                split_lanes(_mm512_loadu_ps(src + (2 * r) * ldb + 16 * t), even);
+                split_lanes(_mm512_loadu_ps(src + (2 * r + 1) * ldb + 16 * t), odd);
                 uint16_t *row = block + t * 512 + r * 32;
-                _mm512_storeu_si512(row, _mm512_or_si512(_mm512_srli_epi32(he, 16), ho));
-                _mm512_storeu_si512(row + 1024, _mm512_or_si512(_mm512_srli_epi32(me, 16), mo));
-                _mm512_storeu_si512(row + 2048, _mm512_or_si512(_mm512_srli_epi32(le, 16),
-                                                                _mm512_and_si512(lo, mask)));
+                for (int q = 0; q < 3; q++)
+                    _mm512_storeu_si512(row + q * 1024, _mm512_or_si512(_mm512_srli_epi32(even[q], 16), odd[q]));
             }
         }
         return;
@@ -387,23 +379,16 @@ CK_TILE_TARGET static void pack_block(const float *src, long ldb, int transposed
     // parts give, per part, 16 dwords (pairs of k), which a 16 × 16 transpose turns into the
     // columns of the tile's rows.
     // Word w of the result = the upper word of dword w of (u0, u1).
-    __m512i odd = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27,
-                                   25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    __m512i upper = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29, 27,
+                                     25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
     for (int t = 0; t < 2; t++) {
         ck_v16f parts[3][16];
         for (int c = 0; c < 16; c++) {
             const float *w = src + (16 * t + c) * ldb;
-            __m512 x0 = _mm512_loadu_ps(w), x1 = _mm512_loadu_ps(w + 16);
-            __m512i h0 = _mm512_and_si512(_mm512_castps_si512(x0), mask);
-            __m512i h1 = _mm512_and_si512(_mm512_castps_si512(x1), mask);
-            __m512 r0 = _mm512_sub_ps(x0, _mm512_castsi512_ps(h0)), r1 = _mm512_sub_ps(x1, _mm512_castsi512_ps(h1));
-            __m512i m0 = _mm512_and_si512(_mm512_castps_si512(r0), mask);
-            __m512i m1 = _mm512_and_si512(_mm512_castps_si512(r1), mask);
-            __m512i l0 = _mm512_castps_si512(_mm512_sub_ps(r0, _mm512_castsi512_ps(m0)));
-            __m512i l1 = _mm512_castps_si512(_mm512_sub_ps(r1, _mm512_castsi512_ps(m1)));
-            parts[0][c] = (ck_v16f)_mm512_permutex2var_epi16(h0, odd, h1);
-            parts[1][c] = (ck_v16f)_mm512_permutex2var_epi16(m0, odd, m1);
-            parts[2][c] = (ck_v16f)_mm512_permutex2var_epi16(l0, odd, l1);
+            __m512i p0[3], p1[3];
+            split_lanes(_mm512_loadu_ps(w), p0);
+            split_lanes(_mm512_loadu_ps(w + 16), p1);
+            for (int q = 0; q < 3; q++) parts[q][c] = (ck_v16f)_mm512_permutex2var_epi16(p0[q], upper, p1[q]);
         }
         for (int q = 0; q < 3; q++) {
             // parts[q][c] lane r → tile row r, dword c.
