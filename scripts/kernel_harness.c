@@ -4,7 +4,8 @@
 //
 //   clang -O3 -ffp-contract=fast -I Sources/CKernels/include -o /tmp/kernel_harness scripts/kernel_harness.c -lopenblas
 //   taskset -c 0 /tmp/kernel_harness gemm 64 512 1024    # ck_gemm_packed: C[m×n] = A[m×k]·B, B packed once
-//   taskset -c 0 /tmp/kernel_harness gemv 256 256 128    # ck_gemv_rows: 4 gates × units rows of W [4H × k]
+//   taskset -c 0 /tmp/kernel_harness gemv 256 256 128    # ck_gemv_rows: 4 gates × units rows of W [4H × k],
+//                                                        # ascending and descending by turns as in the loop
 //   taskset -c 0 /tmp/kernel_harness stream 524288       # a plain AVX-512 sum over N bytes (a core's read rate)
 //   taskset -c 0 /tmp/kernel_harness tiles 64 1024 1024  # ck_tile_gemm against ck_gemm_packed, call by call
 //   taskset -c 0 /tmp/kernel_harness tilepeak            # bf16 TFLOP/s of 4 independent tile products
@@ -129,7 +130,7 @@ int main(int argc, char **argv) {
         float *w = filled(4 * H * k, 7, 0.1f, 0), *x = filled(k, 3, 0.2f, 0), *y = filled(4 * H, 1, 0, 0);
         for (int r = 0; r < CALLS; r++) {
             double t = now();
-            ck_gemv_rows(4, H, units, k, w, k, x, y, 0);
+            ck_gemv_rows(4, H, units, k, w, k, x, y, 0, r % 2);
             times[r] = now() - t;
         }
         work = 4.0 * units * k * 4;

@@ -345,8 +345,11 @@ typedef int32_t vi16 __attribute__((vector_size(64)));
 // xs is x shifted by o and zero-padded to `chunks` aligned vectors (the last with `tail` valid
 // lanes).
 CK_INLINE void ck_gemv_shifted_range(long rows, long k, const float *w, long ldw, long o, const float *xs,
-                                     long chunks, long tail, const float *x, float *y, int accumulate) {
-    for (long r = 0; r < rows; r += 16) {
+                                     long chunks, long tail, const float *x, float *y, int accumulate,
+                                     int descending) {
+    long blocks = (rows + 15) / 16;
+    for (long bi = 0; bi < blocks; bi++) {
+        long r = (descending ? blocks - 1 - bi : bi) * 16;
         long block = rows - r < 16 ? rows - r : 16;
         v16 acc[16];
 #pragma clang loop unroll(full)
@@ -385,10 +388,10 @@ CK_INLINE void ck_gemv_shifted_range(long rows, long k, const float *w, long ldw
 
 // `rows` rows read as they lie (row strides not a multiple of 16), prefetching ahead in each row.
 CK_INLINE void ck_gemv_plain_range(long rows, long k, const float *w, long ldw, const float *x, float *y,
-                                   int accumulate) {
-    long r = 0;
-    long k16 = k - k % 16;
-    for (; r + 16 <= rows; r += 16) {
+                                   int accumulate, int descending) {
+    long k16 = k - k % 16, full = rows / 16;
+    for (long bi = 0; bi < full; bi++) {
+        long r = (descending ? full - 1 - bi : bi) * 16;
         v16 acc[16];
 #pragma clang loop unroll(full)
         for (int i = 0; i < 16; i++) acc[i] = (v16){0};
@@ -408,7 +411,7 @@ CK_INLINE void ck_gemv_plain_range(long rows, long k, const float *w, long ldw, 
             y[r + i] = accumulate ? y[r + i] + s : s;
         }
     }
-    for (; r < rows; r++) {
+    for (long r = full * 16; r < rows; r++) {
         float s = 0;
         for (long kk = 0; kk < k; kk++) s += w[r * ldw + kk] * x[kk];
         y[r] = accumulate ? y[r] + s : s;
@@ -416,7 +419,7 @@ CK_INLINE void ck_gemv_plain_range(long rows, long k, const float *w, long ldw, 
 }
 
 CK_KERNEL void ck_gemv_rows(long groups, long groupStride, long rows, long k, const float *w, long ldw,
-                            const float *x, float *y, int accumulate) {
+                            const float *x, float *y, int accumulate, int descending) {
     long o = (long)(((uintptr_t)w >> 2) & 15);
     if (((uintptr_t)w & 3) == 0 && ldw % 16 == 0 && k <= CK_GEMV_SHIFTED_MAX && k >= 16) {
         // x shifted by o, copied once for all the ranges.
@@ -424,13 +427,17 @@ CK_KERNEL void ck_gemv_rows(long groups, long groupStride, long rows, long k, co
         long chunks = (o + k + 15) / 16;
         for (long i = 0; i < chunks * 16; i++) xs[i] = i >= o && i < o + k ? x[i - o] : 0.0f;
         long tail = o + k - (chunks - 1) * 16;   // valid lanes of the last chunk
-        for (long g = 0; g < groups; g++)
+        for (long gi = 0; gi < groups; gi++) {
+            long g = descending ? groups - 1 - gi : gi;
             ck_gemv_shifted_range(rows, k, w + g * groupStride * ldw, ldw, o, xs, chunks, tail, x,
-                                  y + g * groupStride, accumulate);
+                                  y + g * groupStride, accumulate, descending);
+        }
         return;
     }
-    for (long g = 0; g < groups; g++)
-        ck_gemv_plain_range(rows, k, w + g * groupStride * ldw, ldw, x, y + g * groupStride, accumulate);
+    for (long gi = 0; gi < groups; gi++) {
+        long g = descending ? groups - 1 - gi : gi;
+        ck_gemv_plain_range(rows, k, w + g * groupStride * ldw, ldw, x, y + g * groupStride, accumulate, descending);
+    }
 }
 
 int ck_packed_gemm_is_fast(void) {

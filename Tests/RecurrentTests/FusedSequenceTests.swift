@@ -623,7 +623,8 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
     /// row strides that are not multiples of 16 (unaligned loads) and strides that are, at every
     /// offset from a 64-byte boundary (aligned loads with the lanes outside each row masked; the
     /// floats around the rows are NaN, so a lane that leaked into a sum would show); one range of
-    /// rows and two (rows left out stay untouched).
+    /// rows and two (rows left out stay untouched); and the same bits with the blocks and groups
+    /// read last to first (`descending`).
     @Test func rowProductsMatchLoop() {
         var rng = RandomGenerator(seed: 8)
         let shapes = [(1, 1, 4), (15, 17, 20), (16, 16, 19), (33, 40, 43), (48, 7, 10),
@@ -642,8 +643,10 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
                 for (groups, perGroup, stride) in grouping {
                     for accumulate in [false, true] {
                         let y0 = (0..<rows).map { _ in rng.uniform(-1, 1) }
-                        var y = y0
-                        ck_gemv_rows(groups, stride, perGroup, k, w, ld, x, &y, accumulate ? 1 : 0)
+                        var y = y0, descending = y0
+                        ck_gemv_rows(groups, stride, perGroup, k, w, ld, x, &y, accumulate ? 1 : 0, 0)
+                        ck_gemv_rows(groups, stride, perGroup, k, w, ld, x, &descending, accumulate ? 1 : 0, 1)
+                        #expect(y == descending, "rows=\(rows) k=\(k) ld=\(ld) groups=\(groups): descending order changed the sums")
                         for r in 0..<rows {
                             let covered = (0..<groups).contains { r >= $0 * stride && r < $0 * stride + perGroup }
                             var s: Double = accumulate || !covered ? Double(y0[r]) : 0

@@ -346,7 +346,7 @@ struct ForwardRunner: @unchecked Sendable {
                 xp = UnsafePointer(projections + (t * B + r0) * GH + j0)
             }
             product.forward(rows: rows.count, units: units, a: prev.pointer + r0 * prev.stride, lda: prev.stride,
-                            out: hiddenProduct + r0 * GH)
+                            out: hiddenProduct + r0 * GH, descending: t % 2 == 1)
         }
         var block = ck_block(rows: rows.count, units: units.count, hidden: H, ldGate: GH, ldPrev: prev.stride,
                              ldNext: next.stride, ldOut: outputStride, t: t, lengths: lengths.map { UnsafePointer($0 + r0) })

@@ -99,18 +99,21 @@ final class StepProduct: @unchecked Sendable {
 
     /// `out[r, g·H + j] = Σ_k a[r, k] · W[g·H + j, k]` for rows `0..<rows` (pointers at the
     /// block's first row) and units `units` of every gate; `out` has row stride G·H. A slice of
-    /// units must start and end on multiples of 32 (or cover all units).
-    func forward(rows: Int, units: Range<Int>, a: UnsafePointer<Float>, lda: Int, out: UnsafeMutablePointer<Float>) {
+    /// units must start and end on multiples of 32 (or cover all units). `descending` reads the
+    /// rows of a one-row product last to first (`ck_gemv_rows`; the same results): alternated
+    /// step by step, each step starts on the weights the step before read last, still in L1.
+    func forward(rows: Int, units: Range<Int>, a: UnsafePointer<Float>, lda: Int, out: UnsafeMutablePointer<Float>,
+                 descending: Bool = false) {
         let H = hidden, GH = gates * hidden, K = inputs
         if rows == 0 || units.isEmpty { return }
         let all = units.count == H
         if rowProducts && rows == 1 {
             if all {
-                ck_gemv_rows(1, 0, GH, K, weight, K, a, out, 0)
+                ck_gemv_rows(1, 0, GH, K, weight, K, a, out, 0, descending ? 1 : 0)
             } else {
                 // The same units of every gate: one pass over G ranges of rows.
                 let first = units.lowerBound
-                ck_gemv_rows(gates, H, units.count, K, weight + first * K, K, a, out + first, 0)
+                ck_gemv_rows(gates, H, units.count, K, weight + first * K, K, a, out + first, 0, descending ? 1 : 0)
             }
             return
         }
