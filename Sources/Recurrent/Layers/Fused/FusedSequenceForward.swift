@@ -217,11 +217,12 @@ struct ForwardRunner: @unchecked Sendable {
     /// `W_ih [G·H, I]`.
     let weightIH: UnsafePointer<Float>
     /// Room for `W_ihᵀ` packed, when each thread of a units split projects its own units of all
-    /// steps into `projections` at its first step (`SequenceMatmul.linearUnits`); else nil.
+    /// steps into `projections` at its first step (`SequenceMatmul.linearUnits`, without `b_ih`,
+    /// which the gate kernel then adds); else nil.
     let packedIH: PackedMatrix?
     let lengths: UnsafeMutablePointer<Int32>?
     /// With `inputProduct`: `[B, G·H]` scratch for `x_t·W_ihᵀ`; otherwise `[T, B, G·H]` input
-    /// projections `x_t·W_ihᵀ + b_ih` of all steps.
+    /// projections `x_t·W_ihᵀ + b_ih` of all steps (`x_t·W_ihᵀ` with `packedIH`).
     let projections: UnsafeMutablePointer<Float>
     /// `[B, G·H]` scratch for `h_{t-1}·W_hhᵀ`.
     let hiddenProduct: UnsafeMutablePointer<Float>
@@ -258,8 +259,10 @@ struct ForwardRunner: @unchecked Sendable {
             // follow the threads' speeds.
             runBalancedSteps(T, parts: parts, count: H, quantum: 32, balanced: balancesSlices) { i, p, units in
                 if i == 0, let packedIH {
+                    // Without b_ih, which the gate kernel adds: no fill of the projections
+                    // to add the product to.
                     SequenceMatmul.linearUnits(m: T * B, k: inputSize, gates: kind.gateCount, hidden: H, units: units,
-                                               a: input, lda: inputSize, weight: weightIH, bias: biasIH,
+                                               a: input, lda: inputSize, weight: weightIH, bias: nil,
                                                packed: packedIH, out: projections)
                 }
                 step(time(i), rows: 0..<B, units: units)
@@ -352,7 +355,7 @@ struct ForwardRunner: @unchecked Sendable {
                              ldNext: next.stride, ldOut: outputStride, t: t, lengths: lengths.map { UnsafePointer($0 + r0) })
         let gh = hiddenProduct + r0 * GH + j0, bh = biasHH + j0
         // b_ih is added here unless the precomputed projections include it.
-        let bi: UnsafePointer<Float>? = inputProduct != nil || combined ? biasIH + j0 : nil
+        let bi: UnsafePointer<Float>? = inputProduct != nil || combined || packedIH != nil ? biasIH + j0 : nil
         let hp = prev.pointer + r0 * prev.stride + j0, hn = next.pointer + r0 * next.stride + j0
         let out = output + (t * B + r0) * outputStride + j0
         switch kind {

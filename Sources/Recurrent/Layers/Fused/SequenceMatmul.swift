@@ -34,7 +34,7 @@ enum SequenceMatmul {
         }
     }
 
-    /// One thread's share of `out[m, G·H] = bias + A[m, k]·Wᵀ` for `W [G·H, k]`: the columns of
+    /// One thread's share of `out[m, G·H] = [bias +] A[m, k]·Wᵀ` for `W [G·H, k]`: the columns of
     /// hidden units `units` in each of the `gates` gates. For the input projections of all steps
     /// these are the units the thread owns in a `units` split of the time loop, so it can run in
     /// the same parallel region as the loop, with no meeting between the two; with one gate
@@ -43,17 +43,17 @@ enum SequenceMatmul {
     /// 32, and so must `hidden` with more than one gate.
     static func linearUnits(m: Int, k: Int, gates: Int, hidden H: Int, units: Range<Int>,
                             a: UnsafePointer<Float>, lda: Int, weight: UnsafePointer<Float>,
-                            bias: UnsafePointer<Float>, packed: PackedMatrix,
+                            bias: UnsafePointer<Float>?, packed: PackedMatrix,
                             out: UnsafeMutablePointer<Float>) {
         if m == 0 || units.isEmpty { return }
         let GH = gates * H, j0 = units.lowerBound
         for g in 0..<gates {
             let first = g * H + j0
             packed.pack(rows: k, columns: first..<first + units.count, from: weight, ldb: k, transposed: true)
-            ck_copy_rows(m, units.count, bias + first, 0, out + first, GH)
+            if let bias { ck_copy_rows(m, units.count, bias + first, 0, out + first, GH) }
         }
         packed.multiply(m: m, a: a, lda: lda, panels: PackedMatrix.panels(units), groups: gates,
-                        groupStride: gates > 1 ? H / 32 : 0, out: out, ldc: GH, accumulate: true)
+                        groupStride: gates > 1 ? H / 32 : 0, out: out, ldc: GH, accumulate: bias != nil)
     }
 
     /// `out[m, n] = A[m, k]·W` for `W [k, n]` row-major. `out` has row stride n.
