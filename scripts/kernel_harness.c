@@ -176,7 +176,7 @@ int main(int argc, char **argv) {
             if (wgrad) ck_tile_pack(k, n, b, n, 0, tiles, k, 0);
             tp[r] = now() - t;
             t = now();
-            ck_tile_gemm(m, k, a, wgrad ? m : k, wgrad, tiles, 1, 0, 0, (n + 31) / 32, n, c, n, 0);
+            ck_tile_gemm(m, k, a, wgrad ? m : k, wgrad, tiles, 1, 0, 0, (n + 31) / 32, n, c, n, 0, 0);
             tt[r] = now() - t;
             if (r == 0) errTiles = worst_error(m, k, n, a, wgrad ? m : k, wgrad, b, c);
             t = now();

@@ -193,10 +193,12 @@ CK_INLINE void ck_micro_row(const long np, long k, const float *restrict a, cons
 
 CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const float *b, long ldb,
                               long panelStride, long groups, long groupStride, long panelBegin, long panelEnd,
-                              long n, float *c, long ldc, int accumulate) {
-    // The panels of the call, in order: panel(i) for i in 0..<count.
+                              long n, float *c, long ldc, int accumulate, int descending) {
+    // The panels of the call, in order: panel(i) for i in 0..<count (last to first when
+    // descending; every panel's results are the same in either order).
     long perGroup = panelEnd > panelBegin ? panelEnd - panelBegin : 0, count = groups * perGroup;
-#define CK_PANEL_AT(i) (panelBegin + ((i) / perGroup) * groupStride + (i) % perGroup)
+#define CK_PANEL_ORDINAL(i) (descending ? count - 1 - (i) : (i))
+#define CK_PANEL_AT(i) (panelBegin + (CK_PANEL_ORDINAL(i) / perGroup) * groupStride + CK_PANEL_ORDINAL(i) % perGroup)
     if (m == 1) {
         for (long i = 0; i < count; i += 4) {
             const float *panels[4];
@@ -285,11 +287,12 @@ CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const fl
         }
     }
 #undef CK_PANEL_AT
+#undef CK_PANEL_ORDINAL
 }
 
 void ck_gemm_packed(long m, long k, const float *a, long lda, const float *packed,
                     long panelBegin, long panelEnd, long n, float *c, long ldc, int accumulate) {
-    ck_gemm_panels(m, k, a, lda, packed, PANEL, PANEL * k, 1, 0, panelBegin, panelEnd, n, c, ldc, accumulate);
+    ck_gemm_panels(m, k, a, lda, packed, PANEL, PANEL * k, 1, 0, panelBegin, panelEnd, n, c, ldc, accumulate, 0);
 }
 
 // Sum of the 16 lanes of each of 16 vectors: out[i] = Σ v[i], by a transposing add tree.

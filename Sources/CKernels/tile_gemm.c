@@ -326,7 +326,7 @@ CK_TILE_TARGET static void half_panel_product(long rows, long width, long blocks
 
 CK_TILE_TARGET void ck_tile_gemm(long m, long k, const float *a, long lda, int transposedA, const uint16_t *packed,
                                  long groups, long groupStride, long panelBegin, long panelEnd, long n, float *c,
-                                 long ldc, int accumulate) {
+                                 long ldc, int accumulate, int descending) {
     if (m <= 0 || panelEnd <= panelBegin || groups <= 0) return;
     long blocks = blocks_of(k), panelSize = blocks * TILE_BLOCK;
     long chunkBlocks = TILE_CHUNK_K / TILE_K, chunkHalves = TILE_CHUNK_ROWS / 32;
@@ -341,8 +341,10 @@ CK_TILE_TARGET void ck_tile_gemm(long m, long k, const float *a, long lda, int t
             long rows = m - r0 < TILE_CHUNK_ROWS ? m - r0 : TILE_CHUNK_ROWS;
             long halves = (rows + 31) / 32;
             split_rows(rows, halves, kc, transposedA ? a + k0 * lda + r0 : a + r0 * lda + k0, lda, transposedA, split);
-            for (long g = 0; g < groups; g++) {
-                for (long p = panelBegin + g * groupStride; p < panelEnd + g * groupStride; p++) {
+            for (long gi = 0; gi < groups; gi++) {
+                long g = descending ? groups - 1 - gi : gi, perGroup = panelEnd - panelBegin;
+                for (long pi = 0; pi < perGroup; pi++) {
+                    long p = panelBegin + g * groupStride + (descending ? perGroup - 1 - pi : pi);
                     long j0 = p * TILE_PANEL, width = n - j0 < TILE_PANEL ? n - j0 : TILE_PANEL;
                     if (width <= 0) continue;
                     const uint16_t *panel = packed + p * panelSize + kb0 * TILE_BLOCK;
@@ -426,9 +428,10 @@ void ck_tile_pack(long k, long n, const float *b, long ldb, int transposed, uint
 int ck_tile_gemm_available(void) { return 0; }
 
 void ck_tile_gemm(long m, long k, const float *a, long lda, int transposedA, const uint16_t *packed, long groups,
-                  long groupStride, long panelBegin, long panelEnd, long n, float *c, long ldc, int accumulate) {
+                  long groupStride, long panelBegin, long panelEnd, long n, float *c, long ldc, int accumulate,
+                  int descending) {
     (void)m; (void)k; (void)a; (void)lda; (void)transposedA; (void)packed; (void)groups; (void)groupStride;
-    (void)panelBegin; (void)panelEnd; (void)n; (void)c; (void)ldc; (void)accumulate;
+    (void)panelBegin; (void)panelEnd; (void)n; (void)c; (void)ldc; (void)accumulate; (void)descending;
     abort();   // callers check ck_tile_gemm_available first
 }
 

@@ -596,7 +596,8 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
 
     /// The packed product over the same units of every gate (`groups` ranges of panels in one
     /// pass, 1.5 MB of panels, so each next panel is prefetched across the gate boundaries):
-    /// the covered columns match a loop and the others are left alone.
+    /// the covered columns match a loop and the others are left alone; the panels taken last to
+    /// first (`descending`, also over an odd number of panels) give the same bits.
     @Test func gatePanelRangesMatchLoop() {
         var rng = RandomGenerator(seed: 5)
         let G = 4, H = 128, k = 1000, m = 9, units = 32..<128
@@ -605,9 +606,17 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
         let a = (0..<(m * k)).map { _ in rng.uniform(-1, 1) }
         var packed = [Float](repeating: .nan, count: ck_packed_size(k, n))
         ck_pack(k, n, w, k, 1, &packed)
-        var c = [Float](repeating: 7, count: m * n)
+        var c = [Float](repeating: 7, count: m * n), descending = c
         ck_gemm_panels(m, k, a, k, packed, 32, 32 * k, G, H / 32, units.lowerBound / 32, units.upperBound / 32,
-                       n, &c, n, 0)
+                       n, &c, n, 0, 0)
+        ck_gemm_panels(m, k, a, k, packed, 32, 32 * k, G, H / 32, units.lowerBound / 32, units.upperBound / 32,
+                       n, &descending, n, 0, 1)
+        #expect(c == descending, "the panels last to first changed the results")
+        // An odd number of panels: ascending, the last goes alone; descending, the first.
+        var odd = [Float](repeating: 7, count: m * n), oddDescending = odd
+        ck_gemm_panels(m, k, a, k, packed, 32, 32 * k, 1, 0, 1, 4, n, &odd, n, 0, 0)
+        ck_gemm_panels(m, k, a, k, packed, 32, 32 * k, 1, 0, 1, 4, n, &oddDescending, n, 0, 1)
+        #expect(odd == oddDescending, "three panels last to first changed the results")
         var worst: Double = 0, untouched = true
         for i in 0..<m { for j in 0..<n {
             guard units.contains(j % H) else { untouched = untouched && c[i * n + j] == 7; continue }

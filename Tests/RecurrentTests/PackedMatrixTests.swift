@@ -91,7 +91,7 @@ import Testing
     /// A row's result does not depend on the block it is computed in, nor a column's on the
     /// panels beside it (what lets rows change threads mid-loop and slices follow the threads'
     /// speeds): blocks of 16, 8, 40 and 16 rows, and two slices of panels, give the bits of one
-    /// call.
+    /// call, and so do the panels taken last to first.
     @Test(.enabled(if: PackedMatrix.tilesAvailable))
     func tileRowsAndColumnsComeOutAlike() {
         var rng = RandomGenerator(seed: 5)
@@ -118,6 +118,14 @@ import Testing
             }
         }
         #expect(zip(whole, blocks).filter { $0 != $1 }.isEmpty, "results differ by block")
+        var descending = [Float](repeating: 0, count: m * n)
+        a.withUnsafeBufferPointer { pa in
+            descending.withUnsafeMutableBufferPointer {
+                packed.multiply(m: m, a: pa.start, lda: k, panels: 0..<4, groups: 1, out: $0.start, ldc: n,
+                                accumulate: false, descending: true)
+            }
+        }
+        #expect(descending == whole, "the panels last to first changed the results")
     }
 
     /// A weight gradient `Aᵀ·B` over 2500 rows, packed and multiplied in passes of 1024 rows

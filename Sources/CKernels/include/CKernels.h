@@ -141,10 +141,12 @@ void ck_gemm_packed(long m, long k, const float *a, long lda, const float *packe
 /// multiple of 32 can be used in place: ldb = n, panelStride = 32. The call covers `groups`
 /// ranges of panels, panelBegin + g·groupStride ..< panelEnd + g·groupStride for g in 0..<groups
 /// (one range: groups = 1; the same units of every gate: groups = G, groupStride = H / 32), in
-/// one pass that prefetches each next panel across the ranges.
+/// one pass that prefetches each next panel across the ranges. With `descending` the panels go
+/// last to first, each panel's results unchanged (as `ck_gemv_rows`' `descending`: calls that
+/// alternate start on the panels the call before left in L2).
 void ck_gemm_panels(long m, long k, const float *a, long lda, const float *b, long ldb,
                     long panelStride, long groups, long groupStride, long panelBegin, long panelEnd,
-                    long n, float *c, long ldc, int accumulate);
+                    long n, float *c, long ldc, int accumulate, int descending);
 /// y[r] = Σ_k w[r·ldw + kk]·x[kk] for r in g·groupStride + 0..<rows, g in 0..<groups (y += … when
 /// `accumulate`): matrix-vector product with `groups` ranges of rows of a row-major matrix (the
 /// same units of each gate), 16 rows at a time (dot products reduced by a transposing tree).
@@ -181,9 +183,10 @@ void ck_tile_pack(long k, long n, const float *b, long ldb, int transposed, uint
 /// g·groupStride ..< panelEnd + g·groupStride, g in 0..<groups (as `ck_gemm_panels`), B packed by
 /// `ck_tile_pack`. A(i, kk) = a[i·lda + kk], or a[kk·lda + i] when `transposedA`. fp32 accuracy
 /// from six bf16 part products per multiply-add (see tile_gemm.c); k past
-/// CK_TILE_TERMS_PER_PASS is summed in passes.
+/// CK_TILE_TERMS_PER_PASS is summed in passes. `descending` as for `ck_gemm_panels`.
 void ck_tile_gemm(long m, long k, const float *a, long lda, int transposedA, const uint16_t *packed, long groups,
-                  long groupStride, long panelBegin, long panelEnd, long n, float *c, long ldc, int accumulate);
+                  long groupStride, long panelBegin, long panelEnd, long n, float *c, long ldc, int accumulate,
+                  int descending);
 
 // ---- buffer pool ----
 

@@ -379,6 +379,6 @@ struct BackwardRunner: @unchecked Sendable {
         let GH = kind.gateCount * hidden
         let r0 = rows.lowerBound
         product.backward(rows: rows.count, units: units, dG: (dHiddenGates ?? dGates) + (t * batch + r0) * GH,
-                         dh: dh + r0 * hidden)
+                         dh: dh + r0 * hidden, descending: t % 2 == 1)
     }
 }

@@ -329,7 +329,7 @@ struct ForwardRunner: @unchecked Sendable {
         if combined {
             // [x_t | h_{t-1}] rows: the input sits just before the state.
             product.forward(rows: rows.count, units: units, a: prev.pointer + r0 * prev.stride - inputSize,
-                            lda: prev.stride, out: hiddenProduct + r0 * GH)
+                            lda: prev.stride, out: hiddenProduct + r0 * GH, descending: t % 2 == 1)
             xp = nil
         } else {
             if let symbols, let inputTable {

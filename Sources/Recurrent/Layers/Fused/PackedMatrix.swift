@@ -75,17 +75,18 @@ final class PackedMatrix: @unchecked Sendable {
     /// every gate). `A` and `C` are row-major with row strides lda and ldc.
     /// With `transposedA` (the tile kernel only) `A(i, kk) = a[kk·lda + i]`: `dGᵀ` of a weight
     /// gradient read from `dG [k, m]` in place.
+    /// With `descending` the panels go last to first (the same results; see `StepProduct.forward`).
     func multiply(m: Int, a: UnsafePointer<Float>, lda: Int, transposedA: Bool = false, panels: Range<Int>,
                   groups: Int = 1, groupStride: Int = 0, out c: UnsafeMutablePointer<Float>, ldc: Int,
-                  accumulate: Bool) {
+                  accumulate: Bool, descending: Bool = false) {
         if m == 0 || panels.isEmpty { return }
         if let floats {
             precondition(!transposedA, "PackedMatrix: the FMA kernel reads A as it lies")
             ck_gemm_panels(m, k, a, lda, floats.pointer, 32, 32 * k, groups, groupStride, panels.lowerBound,
-                           panels.upperBound, n, c, ldc, accumulate ? 1 : 0)
+                           panels.upperBound, n, c, ldc, accumulate ? 1 : 0, descending ? 1 : 0)
         } else if let parts {
             ck_tile_gemm(m, k, a, lda, transposedA ? 1 : 0, parts.pointer, groups, groupStride, panels.lowerBound,
-                         panels.upperBound, n, c, ldc, accumulate ? 1 : 0)
+                         panels.upperBound, n, c, ldc, accumulate ? 1 : 0, descending ? 1 : 0)
         }
     }
 

@@ -100,8 +100,9 @@ final class StepProduct: @unchecked Sendable {
     /// `out[r, g·H + j] = Σ_k a[r, k] · W[g·H + j, k]` for rows `0..<rows` (pointers at the
     /// block's first row) and units `units` of every gate; `out` has row stride G·H. A slice of
     /// units must start and end on multiples of 32 (or cover all units). `descending` reads the
-    /// rows of a one-row product last to first (`ck_gemv_rows`; the same results): alternated
-    /// step by step, each step starts on the weights the step before read last, still in L1.
+    /// weights last to first (the rows of a one-row product, `ck_gemv_rows`, else the packed
+    /// panels; the same results): alternated step by step, each step starts on the weights the
+    /// step before read last, still in L1 (one row) or L2 (packed weights streamed from L3).
     func forward(rows: Int, units: Range<Int>, a: UnsafePointer<Float>, lda: Int, out: UnsafeMutablePointer<Float>,
                  descending: Bool = false) {
         let H = hidden, GH = gates * hidden, K = inputs
@@ -120,12 +121,13 @@ final class StepProduct: @unchecked Sendable {
         if let packedTransposed {
             if all {
                 packedTransposed.multiply(m: rows, a: a, lda: lda, panels: PackedMatrix.panels(0..<GH), out: out,
-                                          ldc: GH, accumulate: false)
+                                          ldc: GH, accumulate: false, descending: descending)
             } else {
                 // The same units of every gate: one pass over G ranges of panels.
                 assert(H % 32 == 0, "a slice of units needs gates that start on a panel")
                 packedTransposed.multiply(m: rows, a: a, lda: lda, panels: PackedMatrix.panels(units), groups: gates,
-                                          groupStride: H / 32, out: out, ldc: GH, accumulate: false)
+                                          groupStride: H / 32, out: out, ldc: GH, accumulate: false,
+                                          descending: descending)
             }
             return
         }
@@ -147,18 +149,19 @@ final class StepProduct: @unchecked Sendable {
 
     /// `dh[r, j] += Σ_k dG[r, k] · W[k, j]` for rows `0..<rows` (pointers at the block's first
     /// row) and columns `units` of `W` (32-aligned slices). `dG` has row stride G·H, `dh` row
-    /// stride K.
-    func backward(rows: Int, units: Range<Int>, dG: UnsafePointer<Float>, dh: UnsafeMutablePointer<Float>) {
+    /// stride K. `descending` as for `forward`: the packed panels last to first (the same sums).
+    func backward(rows: Int, units: Range<Int>, dG: UnsafePointer<Float>, dh: UnsafeMutablePointer<Float>,
+                  descending: Bool = false) {
         let GH = gates * hidden, K = inputs
         if rows == 0 || units.isEmpty { return }
         if inPlaceBackward {
             ck_gemm_panels(rows, GH, dG, GH, weight, K, 32, 1, 0, units.lowerBound / 32, (units.upperBound + 31) / 32,
-                           K, dh, K, 1)
+                           K, dh, K, 1, descending ? 1 : 0)
             return
         }
         if let packed {
             packed.multiply(m: rows, a: dG, lda: GH, panels: PackedMatrix.panels(units), out: dh, ldc: K,
-                            accumulate: true)
+                            accumulate: true, descending: descending)
             return
         }
         if rows == 1 {
