@@ -17,6 +17,7 @@
 // Σ|a·b|. Build it exactly so: with -march=native the multi-versioned kernels ran about 3x slower
 // here (37-60 GFLOP/s against ~170 for the 64 × 512 × 1024 product).
 #include "../Sources/CKernels/packed_gemm.c"
+#include "../Sources/CKernels/packed_gemm_avx2.c"
 #include "../Sources/CKernels/tile_gemm.c"
 #include <cblas.h>
 #include <math.h>

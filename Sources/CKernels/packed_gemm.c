@@ -8,21 +8,11 @@
 // leftover panel and long k.
 #include "CKernels.h"
 #include "kernel_attributes.h"
+#include "packed_gemm_shared.h"
 #include <string.h>
 
-#define PANEL CK_PANEL_WIDTH
-// How far ahead in a row ck_gemv_rows's general path (row strides not a multiple of 16)
-// prefetches (4 cache lines): the 16 rows it reads at once are too many streams for the
-// hardware prefetchers.
-#define CK_PREFETCH_FLOATS 64
-// Longest row (floats) ck_gemv_rows reads as shifted aligned vectors (its x copy is on the stack).
-#define CK_GEMV_SHIFTED_MAX 4096
-// Rows of A that ck_gemm_panels keeps in L2 while panels stream past them from L3 (bytes).
-#define CK_A_CHUNK_BYTES (1L << 20)
 // Longest k for which ck_gemm_panels multiplies panels in pairs (ck_micro_pair).
 #define CK_PAIR_MAX_K 2048
-// Bytes of panels per call from which ck_gemm_panels prefetches the next panel (L2 is 2 MB).
-#define CK_PREFETCH_PANELS_BYTES (1L << 20)
 
 typedef float v16 __attribute__((vector_size(64), aligned(4)));
 
@@ -194,6 +184,13 @@ CK_INLINE void ck_micro_row(const long np, long k, const float *restrict a, cons
 CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const float *b, long ldb,
                               long panelStride, long groups, long groupStride, long panelBegin, long panelEnd,
                               long n, float *c, long ldc, int accumulate, int descending) {
+#if CK_HAS_AVX2_KERNELS
+    if (ck_avx2_kernels_chosen()) {
+        ck_gemm_panels_avx2(m, k, a, lda, b, ldb, panelStride, groups, groupStride, panelBegin, panelEnd, n, c, ldc,
+                            accumulate, descending);
+        return;
+    }
+#endif
     // The panels of the call, in order: panel(i) for i in 0..<count (last to first when
     // descending; every panel's results are the same in either order).
     long perGroup = panelEnd > panelBegin ? panelEnd - panelBegin : 0, count = groups * perGroup;
@@ -423,6 +420,12 @@ CK_INLINE void ck_gemv_plain_range(long rows, long k, const float *w, long ldw, 
 
 CK_KERNEL void ck_gemv_rows(long groups, long groupStride, long rows, long k, const float *w, long ldw,
                             const float *x, float *y, int accumulate, int descending) {
+#if CK_HAS_AVX2_KERNELS
+    if (ck_avx2_kernels_chosen()) {
+        ck_gemv_rows_avx2(groups, groupStride, rows, k, w, ldw, x, y, accumulate, descending);
+        return;
+    }
+#endif
     long o = (long)(((uintptr_t)w >> 2) & 15);
     if (((uintptr_t)w & 3) == 0 && ldw % 16 == 0 && k <= CK_GEMV_SHIFTED_MAX && k >= 16) {
         // x shifted by o, copied once for all the ranges.
@@ -446,7 +449,7 @@ CK_KERNEL void ck_gemv_rows(long groups, long groupStride, long rows, long k, co
 int ck_packed_gemm_is_fast(void) {
 #if defined(__x86_64__) && defined(__clang__)
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f");
+    return __builtin_cpu_supports("avx512f") || ck_avx2_kernels_chosen();
 #else
     return 0;
 #endif

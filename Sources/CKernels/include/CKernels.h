@@ -157,7 +157,8 @@ void ck_gemm_panels(long m, long k, const float *a, long lda, const float *b, lo
 /// before (a loop step at batch 1 rereads its 512 KB of `W_hh` from L2: 4-5% faster per call).
 void ck_gemv_rows(long groups, long groupStride, long rows, long k, const float *w, long ldw, const float *x,
                   float *y, int accumulate, int descending);
-/// Whether ck_gemm_packed runs its AVX-512 version (otherwise the platform BLAS is faster).
+/// Whether the packed products run vector kernels: AVX-512, or AVX2 with FMA (packed_gemm_avx2.c,
+/// the same bits); otherwise the platform BLAS is faster.
 int ck_packed_gemm_is_fast(void);
 
 // ---- fp32 products on the bf16 matrix units (tile_gemm.c) ----

@@ -22,7 +22,7 @@
 /// (`RNNCell`, `LSTMCell`, `GRUCell`) stepped on the tape by the generic runner — the oracle for the
 /// hand-written backward and gate kernels. Both read the same parameter Variables and share one
 /// implementation of stacking, dropout, directions, merging and the state layout (`LayerStack`),
-/// so they can be compared on identical weights. (Where the AVX-512 kernels run, both also share
+/// so they can be compared on identical weights. (Where the packed kernels run, both also share
 /// the packed product kernel, `SequenceWeights`; its products are compared with BLAS in the tests.)
 /// A bidirectional layer runs its two directions at the same time, one per thread, on either
 /// path: one `FusedSequence.applyBothDirections` node, or on the tape as two `GraphBranches`.

@@ -11,7 +11,7 @@ import CKernels
 /// (see `CellKind`). The backward pass is hand-written (see `gradients`).
 ///
 /// Work is shared between `ThreadTeam.threads` threads by batch rows or hidden units (`WorkSplit`);
-/// products run on packed AVX-512 kernels where available (`StepProduct`, `SequenceMatmul`),
+/// products run on packed AVX-512 or AVX2 kernels where available (`StepProduct`, `SequenceMatmul`),
 /// the gate non-linearities in vectorized C (`CKernels`).
 ///
 /// Masking: with `lengths`, step `t` leaves row `b` unchanged when `t >= lengths[b]` and writes
@@ -21,8 +21,8 @@ import CKernels
 public enum FusedSequence {
     /// Whether the fused layers' matrix products run on the CPU's bf16 matrix units (Intel AMX)
     /// at fp32 accuracy, where blocks allow (`PackedMatrix`): the CPU has them, Linux granted
-    /// their state, and `RECURRENT_TILES=0` is not set. Otherwise the AVX-512 multiply-add
-    /// kernel and BLAS run them.
+    /// their state, and `RECURRENT_TILES=0` is not set. Otherwise the multiply-add kernels
+    /// (AVX-512, or AVX2 with FMA) and BLAS run them.
     public static var usesMatrixTiles: Bool { PackedMatrix.tilesAvailable }
 
     /// Activations saved by `forward(…, saveForBackward: true)` for `backward`.
@@ -63,7 +63,7 @@ public enum FusedSequence {
     struct Execution: Sendable {
         /// The thread split, or nil to choose from the sizes and the thread count.
         var split: WorkSplit?
-        /// Whether the per-step products may use the packed AVX-512 kernel (else BLAS).
+        /// Whether the per-step products may use the packed kernels (else BLAS).
         var packedProducts: Bool
 
         static let automatic = Execution(split: nil, packedProducts: StepProduct.packedKernelIsFast)

@@ -3,7 +3,7 @@ import CKernels
 /// A right-hand side `B [k × n]` packed once for many products `C = A·B` (a weight matrix for
 /// all the steps of a sequence), for one of the two packed kernels:
 ///
-/// - `.fma`: fp32 panels of 32 columns for the AVX-512 multiply-add kernel (`ck_gemm_panels`).
+/// - `.fma`: fp32 panels of 32 columns for the multiply-add kernels (AVX-512 or AVX2) (`ck_gemm_panels`).
 /// - `.tiles`: the bf16 matrix units (Intel AMX, `ck_tile_gemm`). Each value is split exactly
 ///   into three bf16 parts `x = x₀ + x₁ + x₂` and a multiply-add becomes six part products
 ///   (`a₀b₀ + a₀b₁ + a₁b₀ + a₁b₁ + a₀b₂ + a₂b₀`; the terms left out are below `2⁻²¹·|a·b|`),

@@ -3,7 +3,7 @@ import CKernels
 /// The whole-sequence matrix products of a fused sequence (input projections, weight and input
 /// gradients), over all T·B rows at once and shared between threads.
 ///
-/// With the AVX-512 kernels the right-hand side is packed once and each thread takes a slice of
+/// With the packed kernels (AVX-512, or AVX2 with FMA) the right-hand side is packed once and each thread takes a slice of
 /// rows; otherwise (and for the weight gradient) each thread runs single-threaded BLAS on its
 /// slice. Callers pass the threads available to them (`ThreadTeam.available`).
 enum SequenceMatmul {

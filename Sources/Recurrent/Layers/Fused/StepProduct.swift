@@ -4,7 +4,7 @@ import CKernels
 /// K = H, or `W_ih` with K = I), on a block of batch rows and hidden units:
 /// forward `out = A·Wᵀ` (`h_{t-1}·W_hhᵀ`, `x_t·W_ihᵀ`) and backward `dh += dG·W_hh`.
 ///
-/// Where the AVX-512 kernels are available, `W` is packed once per sequence (`PackedMatrix`: for
+/// Where the packed kernels run (AVX-512, or AVX2 with FMA: `ck_packed_gemm_is_fast`), `W` is packed once per sequence (`PackedMatrix`: for
 /// the multiply-add kernel, or for the bf16 matrix units from 32 rows) so each step streams it
 /// with no per-call packing; for a batch of one row the forward product reads `W` in place (dot
 /// products, `ck_gemv_rows`) and so does the backward one (as 32-column panels), which costs no
@@ -26,7 +26,7 @@ final class StepProduct: @unchecked Sendable {
 
     /// Prepares the forward and/or backward products for a batch of `batch` rows, in blocks of
     /// `blockRows` (default: the batch) rows, which choose the packed kernel; packs `W` when
-    /// `packed` (and the AVX-512 kernels are available).
+    /// `packed` (and the packed kernels run).
     init(weight: UnsafePointer<Float>, gates: Int, hidden: Int, inputs: Int, batch: Int, blockRows: Int? = nil,
          forward: Bool, backward: Bool, packed usePacked: Bool, threads: Int = 1) {
         let fast = usePacked && Self.packedKernelIsFast
@@ -59,7 +59,7 @@ final class StepProduct: @unchecked Sendable {
 
     /// The forward product of `[x_t | h_{t-1}]` rows with `[W_ih | W_hh]ᵀ` in one pass
     /// (`inputs` = I is the width of `W_ih [G·H, I]`; the product's K is I + H), packed as the
-    /// upper and lower rows of the same panels, for blocks of `blockRows` rows. For the AVX-512
+    /// upper and lower rows of the same panels, for blocks of `blockRows` rows. For the packed
     /// kernels only; `weight` is `W_hh`, which this product does not read in place.
     init(inputWeight: UnsafePointer<Float>, hiddenWeight: UnsafePointer<Float>, gates: Int, hidden H: Int,
          inputs I: Int, blockRows: Int, threads: Int = 1) {
