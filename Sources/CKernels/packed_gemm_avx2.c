@@ -100,18 +100,21 @@ CK_AVX2_INLINE void ck8_micro_row(const long np, long k, const float *restrict a
     }
 }
 
-// The 16 columns of a panel half for rows [r0, r1), in blocks of 6 (the rest as 4, 2 and 1);
-// the first block prefetches from pf.
+// The 16 columns of a panel half for rows [r0, r1), in blocks of 6, the last 7 or 8 rows as
+// 4 + 3 or 4 + 4 (a block of 2 rows has 4 accumulators, too few to cover the FMA latency); the
+// first block prefetches from pf.
 CK_AVX2_INLINE void ck8_half_panel(long r0, long r1, long k, const float *a, long lda, const float *p, long ldb,
                                    float *c, long ldc, long width, int accumulate, const float *pf) {
     for (long r = r0; r < r1;) {
         long rest = r1 - r;
-        long mr = rest >= 6 ? 6 : rest >= 4 ? 4 : rest >= 2 ? 2 : 1;
+        long mr = rest > 8 ? 6 : rest >= 7 ? 4 : rest;
         const float *ar = a + r * lda, *pfr = r == r0 ? pf : NULL;
         float *cr = c + r * ldc;
         switch (mr) {
         case 6: ck8_micro(6, k, ar, lda, p, ldb, cr, ldc, width, accumulate, pfr); break;
+        case 5: ck8_micro(5, k, ar, lda, p, ldb, cr, ldc, width, accumulate, pfr); break;
         case 4: ck8_micro(4, k, ar, lda, p, ldb, cr, ldc, width, accumulate, pfr); break;
+        case 3: ck8_micro(3, k, ar, lda, p, ldb, cr, ldc, width, accumulate, pfr); break;
         case 2: ck8_micro(2, k, ar, lda, p, ldb, cr, ldc, width, accumulate, pfr); break;
         default: ck8_micro(1, k, ar, lda, p, ldb, cr, ldc, width, accumulate, pfr); break;
         }
