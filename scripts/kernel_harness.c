@@ -6,7 +6,7 @@
 //   taskset -c 0 /tmp/kernel_harness gemm 64 512 1024    # ck_gemm_packed: C[m×n] = A[m×k]·B, B packed once
 //   taskset -c 0 /tmp/kernel_harness gemv 256 256 128    # ck_gemv_rows: 4 gates × units rows of W [4H × k],
 //                                                        # ascending and descending by turns as in the loop
-//   taskset -c 0 /tmp/kernel_harness stream 524288       # a plain AVX-512 sum over N bytes (a core's read rate)
+//   taskset -c 0 /tmp/kernel_harness stream 524288       # a plain AVX-512 (or AVX2) sum over N bytes (a core's read rate)
 //   taskset -c 0 /tmp/kernel_harness tiles 64 1024 1024  # ck_tile_gemm against ck_gemm_packed, call by call
 //   taskset -c 0 /tmp/kernel_harness tilepeak            # bf16 TFLOP/s of 4 independent tile products
 //   OPENBLAS_CORETYPE=SkylakeX taskset -c 0 /tmp/kernel_harness wgrad 512 384 3200
@@ -98,7 +98,9 @@ CK_TILE_TARGET __attribute__((noinline)) static void tile_products(long rounds, 
 }
 
 typedef float v16s __attribute__((vector_size(64)));
-__attribute__((target("avx512f"), noinline)) static float stream_sum(const float *p, long n) {
+// A plain sum of n floats (a multiple of 128) in 8 independent vectors: the rate a core reads
+// them, compiled for AVX-512 and for AVX2 (x86-64-v3), the widest the CPU has.
+__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) static float stream_sum(const float *p, long n) {
     v16s a[8] = {{0}};
     for (long i = 0; i + 128 <= n; i += 128)
         for (int v = 0; v < 8; v++) a[v] += ((const v16s *)(p + i))[v];
