@@ -6,8 +6,8 @@
 // Every result has the same bits as the AVX-512 kernels give: an element of a panel product is
 // the same chain of fused multiply-adds over k from zero, and a dot product of `ck_gemv_rows`
 // keeps the same 16 partial sums (lane j sums k ≡ j mod 16, from the same 64-byte-aligned
-// reads) and adds them in the same tree. So a model computes the same numbers on both kinds of
-// machine, and the tests of rows and panels coming out alike hold on both
+// reads) and adds them in the same tree. So these products give the same numbers on both kinds
+// of machine, and the tests of rows and panels coming out alike hold on both
 // (`PackedKernelArithmeticTests` checks either set against the same scalar definition).
 #include "CKernels.h"
 #include "kernel_attributes.h"

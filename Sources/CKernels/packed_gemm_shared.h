@@ -15,7 +15,8 @@
 #define CK_GEMV_SHIFTED_MAX 4096
 // Rows of A that ck_gemm_panels keeps in L2 while panels stream past them from L3 (bytes).
 #define CK_A_CHUNK_BYTES (1L << 20)
-// Bytes of panels per call from which ck_gemm_panels prefetches the next panel (L2 is 2 MB).
+// Bytes of panels per call from which ck_gemm_panels prefetches the next panel (tuned on a 2 MB
+// L2; the AVX2 kernels were measured with it on a 1 MB one).
 #define CK_PREFETCH_PANELS_BYTES (1L << 20)
 
 #if defined(__x86_64__) && defined(__clang__)
