@@ -191,22 +191,14 @@ CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const fl
         return;
     }
 #endif
-    // The panels of the call, in order: panel(i) for i in 0..<count (last to first when
-    // descending; every panel's results are the same in either order).
-    long perGroup = panelEnd > panelBegin ? panelEnd - panelBegin : 0, count = groups * perGroup;
-#define CK_PANEL_ORDINAL(i) (descending ? count - 1 - (i) : (i))
-#define CK_PANEL_AT(i) (panelBegin + (CK_PANEL_ORDINAL(i) / perGroup) * groupStride + CK_PANEL_ORDINAL(i) % perGroup)
+    ck_panel_order order = ck_panel_order_of(groups, groupStride, panelBegin, panelEnd, descending);
+    long count = order.count;
     if (m == 1) {
         for (long i = 0; i < count; i += 4) {
             const float *panels[4];
             float *out[4];
             long width[4], np = count - i < 4 ? count - i : 4;
-            for (long q = 0; q < np; q++) {
-                long p = CK_PANEL_AT(i + q), j0 = p * PANEL;
-                panels[q] = b + p * panelStride;
-                out[q] = c + j0;
-                width[q] = n - j0 < PANEL ? n - j0 : PANEL;
-            }
+            ck_row_panels(&order, i, np, b, panelStride, c, n, panels, out, width);
             switch (np) {
             case 4: ck_micro_row(4, k, a, panels, ldb, out, width, accumulate); break;
             case 3: ck_micro_row(3, k, a, panels, ldb, out, width, accumulate); break;
@@ -220,14 +212,12 @@ CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const fl
     // activations) come from L3, or are partly evicted, on every call: prefetch the next one.
     // (1 MB of W_hh at C1, next to 512 KB of W_ih: LSTM inference 1.03-1.05x. Below that, the
     // prefetches only cost issue slots: 2-5% on L2-resident weights.)
-    int prefetch = ldb == PANEL && panelStride == PANEL * k &&
-                   count * panelStride * (long)sizeof(float) >= CK_PREFETCH_PANELS_BYTES;
+    int prefetch = ck_panels_prefetched(ldb, panelStride, k, count);
     // Chunks of rows outside, panels inside, 8-row blocks innermost: each panel is read once per
     // chunk and reused from L1/L2 by the chunk's row blocks, while the chunk of A stays in L2.
     // Panels from L3 get 1 MB chunks of A (a 16 × 4096 dG_t in 128 KB chunks read the 8 MB of
     // W_hh twice per step: 705 µs, against 490 µs in one chunk); L2-resident ones 128 KB.
-    long chunk = ((prefetch ? CK_A_CHUNK_BYTES : 131072) / (4 * (k > 0 ? k : 1))) & ~7L;
-    if (chunk < 8) chunk = 8;
+    long chunk = ck_row_chunk(prefetch, k);
     for (long r0 = 0; r0 < m; r0 += chunk) {
         long r1 = r0 + chunk < m ? r0 + chunk : m;
         long i = 0;
@@ -236,12 +226,12 @@ CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const fl
         // (a pair of 512 KB): beyond, a pair and the next one no longer fit in L2 together
         // (16 × 4096 × 512: 968 µs in pairs against 879 in single panels).
         for (; k <= CK_PAIR_MAX_K && i + 1 < count; i += 2) {
-            long pa = CK_PANEL_AT(i), pb = CK_PANEL_AT(i + 1);
+            long pa = ck_panel_at(&order, i), pb = ck_panel_at(&order, i + 1);
             long ja = pa * PANEL, jb = pb * PANEL;
             long wa = n - ja < PANEL ? n - ja : PANEL, wb = n - jb < PANEL ? n - jb : PANEL;
             const float *panelA = b + pa * panelStride, *panelB = b + pb * panelStride;
-            const float *nextA = prefetch && i + 2 < count ? b + CK_PANEL_AT(i + 2) * panelStride : NULL;
-            const float *nextB = prefetch && i + 3 < count ? b + CK_PANEL_AT(i + 3) * panelStride : NULL;
+            const float *nextA = prefetch && i + 2 < count ? b + ck_panel_at(&order, i + 2) * panelStride : NULL;
+            const float *nextB = prefetch && i + 3 < count ? b + ck_panel_at(&order, i + 3) * panelStride : NULL;
             for (long r = r0, block = 0; r < r1; block++) {
                 long rest = r1 - r;
                 long mr = rest >= 6 ? 6 : rest >= 4 ? 4 : rest >= 2 ? 2 : 1;
@@ -260,12 +250,12 @@ CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const fl
         }
         // A last single panel: 8-row blocks.
         for (; i < count; i++) {
-            long p = CK_PANEL_AT(i);
+            long p = ck_panel_at(&order, i);
             long j0 = p * PANEL, width = n - j0 < PANEL ? n - j0 : PANEL;
             const float *panel = b + p * panelStride;
             // The first row block prefetches the first half of the next panel, the second block
             // the second half; a lone block prefetches both.
-            const float *next = prefetch && i + 1 < count ? b + CK_PANEL_AT(i + 1) * panelStride : NULL;
+            const float *next = prefetch && i + 1 < count ? b + ck_panel_at(&order, i + 1) * panelStride : NULL;
             for (long r = r0, block = 0; r < r1; block++) {
                 long rest = r1 - r;
                 long mr = rest >= 8 ? 8 : rest >= 4 ? 4 : rest >= 2 ? 2 : 1;
@@ -283,8 +273,6 @@ CK_KERNEL void ck_gemm_panels(long m, long k, const float *a, long lda, const fl
             }
         }
     }
-#undef CK_PANEL_AT
-#undef CK_PANEL_ORDINAL
 }
 
 void ck_gemm_packed(long m, long k, const float *a, long lda, const float *packed,

@@ -125,21 +125,14 @@ CK_AVX2_INLINE void ck8_half_panel(long r0, long r1, long k, const float *a, lon
 CK_AVX2 void ck_gemm_panels_avx2(long m, long k, const float *a, long lda, const float *b, long ldb,
                                  long panelStride, long groups, long groupStride, long panelBegin, long panelEnd,
                                  long n, float *c, long ldc, int accumulate, int descending) {
-    // The panels of the call in order, as in ck_gemm_panels.
-    long perGroup = panelEnd > panelBegin ? panelEnd - panelBegin : 0, count = groups * perGroup;
-#define CK_PANEL_ORDINAL(i) (descending ? count - 1 - (i) : (i))
-#define CK_PANEL_AT(i) (panelBegin + (CK_PANEL_ORDINAL(i) / perGroup) * groupStride + CK_PANEL_ORDINAL(i) % perGroup)
+    ck_panel_order order = ck_panel_order_of(groups, groupStride, panelBegin, panelEnd, descending);
+    long count = order.count;
     if (m == 1) {
         for (long i = 0; i < count; i += 3) {
             const float *panels[3];
             float *out[3];
             long width[3], np = count - i < 3 ? count - i : 3;
-            for (long q = 0; q < np; q++) {
-                long p = CK_PANEL_AT(i + q), j0 = p * PANEL;
-                panels[q] = b + p * panelStride;
-                out[q] = c + j0;
-                width[q] = n - j0 < PANEL ? n - j0 : PANEL;
-            }
+            ck_row_panels(&order, i, np, b, panelStride, c, n, panels, out, width);
             switch (np) {
             case 3: ck8_micro_row(3, k, a, panels, ldb, out, width, accumulate); break;
             case 2: ck8_micro_row(2, k, a, panels, ldb, out, width, accumulate); break;
@@ -150,25 +143,21 @@ CK_AVX2 void ck_gemm_panels_avx2(long m, long k, const float *a, long lda, const
     }
     // Panels of 1 MB or more come from L3: each prefetches the next while it is multiplied, the
     // first row block of its first half the next panel's first half, of its second half the rest.
-    int prefetch = ldb == PANEL && panelStride == PANEL * k &&
-                   count * panelStride * (long)sizeof(float) >= CK_PREFETCH_PANELS_BYTES;
-    long chunk = ((prefetch ? CK_A_CHUNK_BYTES : 131072) / (4 * (k > 0 ? k : 1))) & ~7L;
-    if (chunk < 8) chunk = 8;
+    int prefetch = ck_panels_prefetched(ldb, panelStride, k, count);
+    long chunk = ck_row_chunk(prefetch, k);
     for (long r0 = 0; r0 < m; r0 += chunk) {
         long r1 = r0 + chunk < m ? r0 + chunk : m;
         for (long i = 0; i < count; i++) {
-            long p = CK_PANEL_AT(i);
+            long p = ck_panel_at(&order, i);
             long j0 = p * PANEL, width = n - j0 < PANEL ? n - j0 : PANEL;
             const float *panel = b + p * panelStride;
-            const float *next = prefetch && i + 1 < count ? b + CK_PANEL_AT(i + 1) * panelStride : NULL;
+            const float *next = prefetch && i + 1 < count ? b + ck_panel_at(&order, i + 1) * panelStride : NULL;
             ck8_half_panel(r0, r1, k, a, lda, panel, ldb, c + j0, ldc, width, accumulate, next);
             if (width > 16)
                 ck8_half_panel(r0, r1, k, a, lda, panel + 16, ldb, c + j0 + 16, ldc, width - 16, accumulate,
                                next ? next + k * 16 : NULL);
         }
     }
-#undef CK_PANEL_AT
-#undef CK_PANEL_ORDINAL
 }
 
 // The sum of the 16 lanes (lo: 0–7, hi: 8–15) in ck_reduce16's tree: a_j = v_j + v_{j+8},
