@@ -9,8 +9,6 @@
 // reads) and adds them in the same tree. So these products give the same numbers on both kinds
 // of machine, and the tests of rows and panels coming out alike hold on both
 // (`PackedKernelArithmeticTests` checks either set against the same scalar definition).
-#include "CKernels.h"
-#include "kernel_attributes.h"
 #include "packed_gemm_shared.h"
 
 #if CK_HAS_AVX2_KERNELS
