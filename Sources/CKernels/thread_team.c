@@ -199,7 +199,7 @@ void ck_team_run(long parts, ck_team_task task, void *context) {
 typedef struct {
     ck_step_task task;
     void *context;
-    long steps, parts;
+    long steps, parts, workers;
     atomic_long *claimed;      // per step: bit p set once part p is taken
     atomic_long finished;      // parts finished over all steps
 } ck_steps_job;
@@ -214,27 +214,29 @@ static inline void ck_steps_try(ck_steps_job *job, long step, long part) {
     atomic_fetch_add(&job->finished, 1);
 }
 
-// One thread's walk through the steps: its own part, then any part not yet taken, then wait for
-// the step's other parts.
+// One thread's walk through the steps: its own part, then the shared parts not yet taken, then
+// any other worker's part not yet begun, then wait for the step's other parts.
 static void ck_steps_worker(void *context, long teamPart) {
     (void)teamPart;
     ck_steps_job *job = context;
     long own = ck_worker;
     for (long s = 0; s < job->steps; s++) {
-        if (own < job->parts) ck_steps_try(job, s, own);
-        for (long p = 0; p < job->parts; p++) ck_steps_try(job, s, p);
+        if (own < job->workers) ck_steps_try(job, s, own);
+        for (long p = job->workers; p < job->parts; p++) ck_steps_try(job, s, p);
+        for (long p = 0; p < job->workers; p++) ck_steps_try(job, s, p);
         ck_wait_at_least(&job->finished, (s + 1) * job->parts);
     }
 }
 
-void ck_team_steps(long steps, long parts, ck_step_task task, void *context) {
+void ck_team_steps(long steps, long workers, long parts, ck_step_task task, void *context) {
     if (steps <= 0) return;
-    if (parts <= 1 || parts > 63) {
+    if (workers > parts) workers = parts;
+    if (workers <= 1 || parts > 63) {
         for (long s = 0; s < steps; s++)
             for (long p = 0; p < (parts > 1 ? parts : 1); p++) task(context, s, p);
         return;
     }
-    ck_steps_job job = {task, context, steps, parts, calloc((size_t)steps, sizeof(atomic_long)), 0};
+    ck_steps_job job = {task, context, steps, parts, workers, calloc((size_t)steps, sizeof(atomic_long)), 0};
     if (!job.claimed) {
         for (long s = 0; s < steps; s++)
             for (long p = 0; p < parts; p++) task(context, s, p);
@@ -244,7 +246,7 @@ void ck_team_steps(long steps, long parts, ck_step_task task, void *context) {
     // inline by ck_team_run, where it takes every part).
     long saved = ck_worker;
     ck_worker = 0;
-    ck_team_run(parts, ck_steps_worker, &job);
+    ck_team_run(workers, ck_steps_worker, &job);
     ck_worker = saved;
     free(job.claimed);
 }

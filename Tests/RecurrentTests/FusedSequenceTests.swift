@@ -381,13 +381,15 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
     /// measured speeds (`runBalancedParts`, `runBalancedSteps`): whatever the slices, every result
     /// must be the same to the bit, or the same seed would not give the same training run. At
     /// B = 5 a rows split's slices are 2 + 3 rows at a 30% share and 4 + 1 at 70%: a row alone.
+    /// At H = 512 the weights are streamed (`StepProduct.streamsWeights`), so a units split also
+    /// shares 2 of its 16 slices of units between the threads at every step.
     @Test(arguments: [WorkSplit.rows(parts: 2), .units(parts: 2)], [32, 5])
     func balancedSlicesLeaveResultsUnchanged(_ split: WorkSplit, _ B: Int) {
-        let T = 4, I = 64, H = 128
+        let T = 4, I = 64, H = 512
         var rng = RandomGenerator(seed: 22)
         let data = RandomSequenceData(kind: .lstm, T: T, B: B, I: I, H: H, rng: &rng)
         let (x, wih, whh, bih, bhh, h0, c0, dy) = (data.x, data.wih, data.whh, data.bih, data.bhh, data.h0, data.c0, data.dy)
-        func run(callerShare: Double) -> [Tensor] {
+        func run(callerShare: Double, split: WorkSplit = split) -> [Tensor] {
             // Reports of a caller that takes 1 of 2 items and is slower (or faster) move its
             // share to the limit (30% or 70%). Tests running alongside may move it again, which
             // the results must not notice either.
@@ -400,10 +402,17 @@ struct FusedCase: CustomTestStringConvertible, Sendable {
             let g = FusedSequence.gradients(f.context!, dOutput: dy, dhN: nil, dcN: nil, inputGradient: true)
             return [f.output, f.hN, f.cN!, g.dx!, g.dWeightIH, g.dWeightHH, g.dBiasIH, g.dBiasHH, g.dh0, g.dc0!]
         }
-        let low = run(callerShare: 0.3), high = run(callerShare: 0.7)
+        let low = run(callerShare: 0.3), high = run(callerShare: 0.7), alone = run(callerShare: 0.5, split: .none)
         for (k, (a, b)) in zip(low, high).enumerated() {
             let same = a == b
             #expect(same, "result \(k) differs between slicings by \(a.maxAbsDifference(b))")
+        }
+        // One thread: all but the weight and bias gradients (sums over the rows, which one
+        // thread runs in another order).
+        for k in [0, 1, 2, 3, 8, 9] {
+            let (a, b) = (low[k], alone[k])
+            let same = a == b
+            #expect(same, "result \(k) differs from one thread's by \(a.maxAbsDifference(b))")
         }
     }
 

@@ -28,6 +28,33 @@ import Testing
         #expect(ck_default_threads("2x", "", 8) == 8)
     }
 
+    /// A balanced stepped loop with `sharing` covers each step's units exactly once: the threads'
+    /// two own slices, then one-quantum slices (an eighth of the quanta, at least one) that
+    /// either thread may take; every part of a step runs before any part of the next. Without
+    /// `sharing` there are only the two own slices.
+    @Test(arguments: [(512, true, 4), (2048, true, 10), (96, true, 3), (64, true, 2), (512, false, 2)])
+    func sharedSlicesCoverEachStepOnce(_ count: Int, _ sharing: Bool, _ parts: Int) {
+        let steps = 50
+        let lock = NSLock()
+        nonisolated(unsafe) var seen: [(step: Int, part: Int, slice: Range<Int>)] = []
+        nonisolated(unsafe) var finishedSteps = 0, outOfOrder = false
+        runBalancedSteps(steps, parts: 2, count: count, quantum: 32, sharing: sharing) { i, p, slice in
+            lock.lock()
+            if i != finishedSteps && i != finishedSteps + 1 { outOfOrder = true }
+            seen.append((i, p, slice))
+            if seen.filter({ $0.step == i }).count == parts { finishedSteps = i }
+            lock.unlock()
+        }
+        #expect(!outOfOrder)
+        for i in 0..<steps {
+            let step = seen.filter { $0.step == i }
+            #expect(Set(step.map(\.part)) == Set(0..<parts), "step \(i): parts \(step.map(\.part))")
+            #expect(step.map(\.slice.count).reduce(0, +) == count)
+            #expect(Set(step.flatMap { Array($0.slice) }) == Set(0..<count), "step \(i)")
+            for s in step where s.part >= 2 { #expect(s.slice.count == 32 && s.slice.lowerBound % 32 == 0) }
+        }
+    }
+
     /// Two training steps of the same layer on the same data, started on two threads at once,
     /// give the bits of the same step run alone: each caller sees the library's thread setting
     /// (not a process-wide BLAS thread count that another caller has just changed), and the one

@@ -252,13 +252,15 @@ double ck_fma_peak(long threads, long bursts);
 /// Part `part` of step `step` of a stepped task.
 typedef void (*ck_step_task)(void *context, long step, long part);
 /// Runs task(context, s, p) for s in 0..<steps and p in 0..<parts (at most 63), each step's parts
-/// after all parts of the step before: a time loop shared by the team, entered once. Part p of
-/// every step runs on the same thread when it can (the caller takes part 0), so the data a part
-/// streams stays in that core's cache; a thread that is done with its own part takes the parts
-/// nobody has started (a helper the operating system has not scheduled never holds up a step it
-/// has not started). Threads meet through one counter per step instead of a hand-off per step
-/// as with ck_team_run.
-void ck_team_steps(long steps, long parts, ck_step_task task, void *context);
+/// after all parts of the step before: a time loop shared by up to `workers` threads (at most
+/// `parts`), entered once. Parts 0..<workers are the threads' own: part p of every step runs on
+/// the same thread when it can (the caller takes part 0), so the data a part streams stays in
+/// that core's cache. A thread that is done with its own part takes the shared parts (from
+/// `workers` on) in order, then any other own part nobody has started (a helper the operating
+/// system has not scheduled never holds up a step it has not started); small shared parts even
+/// out the threads' finishing times within each step. Threads meet through one counter per step
+/// instead of a hand-off per step as with ck_team_run.
+void ck_team_steps(long steps, long workers, long parts, ck_step_task task, void *context);
 /// The calling thread's index in the team: 0 for a caller, 1… for the helpers (the part of
 /// ck_team_steps each takes first).
 long ck_team_worker(void);

@@ -55,8 +55,9 @@ func runParts(_ parts: Int, _ body: @Sendable (Int) -> Void) {
 /// parts after all of the step before's, on up to `parts` threads (`ck_team_steps`): the threads
 /// enter once and meet through a counter per step. Part p runs on the same thread at every step
 /// when it can (part 0 on the calling thread), so it finds its slice of the weights in that
-/// core's cache.
-func runSteps(_ steps: Int, parts: Int, _ body: @Sendable (Int, Int) -> Void) {
+/// core's cache. With `workers` < `parts`, only parts `0..<workers` belong to a thread; the
+/// rest are shared, each taken by whichever thread is first done with its own.
+func runSteps(_ steps: Int, parts: Int, workers: Int? = nil, _ body: @Sendable (Int, Int) -> Void) {
     if parts <= 1 {
         for s in 0..<steps { body(s, 0) }
         return
@@ -64,7 +65,7 @@ func runSteps(_ steps: Int, parts: Int, _ body: @Sendable (Int, Int) -> Void) {
     withoutActuallyEscaping(body) { escapable in
         let task = StepTask(body: escapable)
         withExtendedLifetime(task) {
-            ck_team_steps(steps, parts, { context, step, part in
+            ck_team_steps(steps, workers ?? parts, parts, { context, step, part in
                 Unmanaged<StepTask>.fromOpaque(context!)._withUnsafeGuaranteedRef { $0.body(step, part) }
             }, Unmanaged.passUnretained(task).toOpaque())
         }
@@ -114,33 +115,42 @@ func runBalancedParts(_ parts: Int, count: Int, quantum: Int, balanced: Bool = t
 
 /// `runSteps` whose parts share `0..<count` (slices of multiples of `quantum`, e.g. the hidden
 /// units of a step): `body(step, part, slice)`. With two threads and `balanced` (as for
-/// `runBalancedParts`, only where results cannot depend on the slicing) the slices are fixed for
-/// the whole run and follow the speeds the threads showed before (`ck_team_balanced_split`);
-/// each part adds up the time it computes at every `timedStepInterval`-th step, and a run in
-/// which each thread did all of its own parts reports those times, so the next run's slices
-/// equalize the two threads' work between the meetings.
-func runBalancedSteps(_ steps: Int, parts: Int, count: Int, quantum: Int, balanced: Bool = true,
+/// `runBalancedParts`, only where results cannot depend on the slicing):
+/// - with `sharing`, the last eighth of the quanta (at least one) are shared slices of one
+///   quantum each, parts 2, 3, … (`body` sees a part ≥ `parts`), which either thread takes when
+///   done with its own: they even out the threads' finishing times within each step when a
+///   neighbour on the host slows one core for a while. Share only where a part's data does not
+///   stay in its core's cache from step to step (weights streamed from L3 at every step), or
+///   the thread that takes a shared slice reads it from further away;
+/// - the threads' own slices (parts 0 and 1) are fixed for the whole run and follow the speeds the
+///   threads showed before (`ck_team_balanced_split`): each adds up the time it computes at
+///   every `timedStepInterval`-th step, and a run in which each thread did all of its own parts
+///   reports those times, so the next run's slices equalize the two threads' own work.
+func runBalancedSteps(_ steps: Int, parts: Int, count: Int, quantum: Int, balanced: Bool = true, sharing: Bool = false,
                       _ body: @Sendable (Int, Int, Range<Int>) -> Void) {
     guard parts == 2 && balanced else {
         runSteps(steps, parts: parts) { i, p in body(i, p, WorkSplit.slice(p, of: parts, count: count, quantum: quantum)) }
         return
     }
-    let first = ck_team_balanced_split(count, quantum)
-    // Per part: nanoseconds spent in `body`, and whether another thread ever ran it.
+    let shared = sharing ? min(max(1, count / quantum / 8), max(count / quantum - 2, 0)) : 0
+    let owned = count - shared * quantum
+    let first = ck_team_balanced_split(owned, quantum)
+    // Per own part: nanoseconds spent in `body`, and whether another thread ever ran it.
     let record = UnsafeMutablePointer<Int>.allocate(capacity: 4)
     defer { record.deallocate() }
     record.initialize(repeating: 0, count: 4)
     let marks = PartMarks(record: record)
-    runSteps(steps, parts: 2) { i, p in
-        let slice = p == 0 ? 0..<first : first..<count
-        guard i % timedStepInterval == 0 else { return body(i, p, slice) }
+    runSteps(steps, parts: 2 + shared, workers: 2) { i, p in
+        let slice = p == 0 ? 0..<first : p == 1 ? first..<owned
+            : owned + (p - 2) * quantum..<min(owned + (p - 1) * quantum, count)
+        guard p < 2 && i % timedStepInterval == 0 else { return body(i, p, slice) }
         let start = ck_now_ns()
         body(i, p, slice)
         marks.record[2 * p] += ck_now_ns() - start
         if ck_team_worker() != p { marks.record[2 * p + 1] = 1 }
     }
     if record[1] == 0 && record[3] == 0 {
-        ck_team_balance_report(first, count, record[0], record[2])
+        ck_team_balance_report(first, owned, record[0], record[2])
     }
 }
 

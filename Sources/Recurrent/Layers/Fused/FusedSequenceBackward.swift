@@ -312,7 +312,8 @@ struct BackwardRunner: @unchecked Sendable {
             // next meeting, just before the same thread's units of step i+1.
             // Each unit's gradients (and bias sums) come from one thread, so the slices can follow
             // the threads' speeds.
-            runBalancedSteps(T + 1, parts: parts, count: H, quantum: 32, balanced: balancesSlices) { i, _, units in
+            runBalancedSteps(T + 1, parts: parts, count: H, quantum: 32, balanced: balancesSlices,
+                             sharing: product.streamsWeights) { i, _, units in
                 if i > 0 { propagate(time(i - 1), rows: 0..<B, units: units) }
                 if i < T { gates(time(i), rows: 0..<B, units: units, part: 0) }
             }

@@ -257,7 +257,8 @@ struct ForwardRunner: @unchecked Sendable {
         case .units(let parts):
             // Each unit's results are the same whichever thread computes it, so the slices can
             // follow the threads' speeds.
-            runBalancedSteps(T, parts: parts, count: H, quantum: 32, balanced: balancesSlices) { i, p, units in
+            runBalancedSteps(T, parts: parts, count: H, quantum: 32, balanced: balancesSlices,
+                             sharing: product.streamsWeights) { i, p, units in
                 if i == 0, let packedIH {
                     // Without b_ih, which the gate kernel adds: no fill of the projections
                     // to add the product to.
@@ -266,8 +267,9 @@ struct ForwardRunner: @unchecked Sendable {
                                                packed: packedIH, out: projections)
                 }
                 step(time(i), rows: 0..<B, units: units)
-                // Step i reads the other slot, so this slot's input part is free to fill.
-                copyNextInput(i, rows: WorkSplit.slice(p, of: parts, count: B))
+                // Step i reads the other slot, so this slot's input part is free to fill (by
+                // the threads' own parts; a shared part has p ≥ parts).
+                if p < parts { copyNextInput(i, rows: WorkSplit.slice(p, of: parts, count: B)) }
             }
         }
     }
