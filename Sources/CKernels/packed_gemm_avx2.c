@@ -36,13 +36,24 @@ CK_AVX2_INLINE void ck8_store16(float *restrict cr, __m256 lo, __m256 hi, long w
 }
 
 // C[mr × w] (+)= A[mr × k] · B[k × 16] for 16 columns of a panel (rows ldb apart): mr ≤ 6 rows
-// × 2 vectors = 12 accumulators, 2 loads of B and mr broadcasts per k for 2·mr FMAs.
+// × 2 vectors = 12 accumulators, 2 loads of B and mr broadcasts per k for 2·mr FMAs. With
+// `from` (rows of 32 floats, as ck8_panel_block keeps them) the chains go on from there
+// instead of zero, so a product over k in blocks has the bits of one pass.
 // With pf, line pf + 16·kk is prefetched with row kk (the next panel, streamed from L3).
 CK_AVX2_INLINE void ck8_micro(const long mr, long k, const float *restrict a, long lda, const float *restrict p,
-                              long ldb, float *restrict c, long ldc, long width, int accumulate, const float *pf) {
+                              long ldb, const float *from, float *c, long ldc, long width, int accumulate,
+                              const float *pf) {
     __m256 acc[6][2];
 #pragma clang loop unroll(full)
-    for (long r = 0; r < 6; r++) { acc[r][0] = _mm256_setzero_ps(); acc[r][1] = _mm256_setzero_ps(); }
+    for (long r = 0; r < 6; r++) {
+        if (from && r < mr) {
+            acc[r][0] = _mm256_loadu_ps(from + r * 32);
+            acc[r][1] = _mm256_loadu_ps(from + r * 32 + 8);
+        } else {
+            acc[r][0] = _mm256_setzero_ps();
+            acc[r][1] = _mm256_setzero_ps();
+        }
+    }
 #define CK8_STEP(kk)                                                                                   \
     do {                                                                                              \
         __m256 b0 = _mm256_loadu_ps(p + (kk) * ldb), b1 = _mm256_loadu_ps(p + (kk) * ldb + 8);        \
@@ -98,25 +109,42 @@ CK_AVX2_INLINE void ck8_micro_row(const long np, long k, const float *restrict a
     }
 }
 
-// The 16 columns of a panel half for rows [r0, r1), in blocks of 6, the last 7 or 8 rows as
-// 4 + 3 or 4 + 4 (a block of 2 rows has 4 accumulators, too few to cover the FMA latency); the
-// first block prefetches from pf.
-CK_AVX2_INLINE void ck8_half_panel(long r0, long r1, long k, const float *a, long lda, const float *p, long ldb,
-                                   float *c, long ldc, long width, int accumulate, const float *pf) {
-    for (long r = r0; r < r1;) {
-        long rest = r1 - r;
-        long mr = rest > 8 ? 6 : rest >= 7 ? 4 : rest;
-        const float *ar = a + r * lda, *pfr = r == r0 ? pf : NULL;
-        float *cr = c + r * ldc;
-        switch (mr) {
-        case 6: ck8_micro(6, k, ar, lda, p, ldb, cr, ldc, width, accumulate, pfr); break;
-        case 5: ck8_micro(5, k, ar, lda, p, ldb, cr, ldc, width, accumulate, pfr); break;
-        case 4: ck8_micro(4, k, ar, lda, p, ldb, cr, ldc, width, accumulate, pfr); break;
-        case 3: ck8_micro(3, k, ar, lda, p, ldb, cr, ldc, width, accumulate, pfr); break;
-        case 2: ck8_micro(2, k, ar, lda, p, ldb, cr, ldc, width, accumulate, pfr); break;
-        default: ck8_micro(1, k, ar, lda, p, ldb, cr, ldc, width, accumulate, pfr); break;
+// Terms of k per block when ck_gemm_panels_avx2 takes its panels in blocks of k (32 KB of a
+// panel).
+#define CK8_KC 256
+
+// Rows [r0, r1) of a panel (each half of 16 columns in turn; rows ldb apart) over the terms
+// k0..<k1 of k: row blocks of 6, the last 7 or 8 rows as 4 + 3 or 4 + 4 (a block of 2 rows has 4
+// accumulators, too few to cover the FMA latency). The chains go on from `partial` (rows of
+// 32) after the first block of terms, and back there before the last. With pf, the first row
+// block of each half prefetches half of the (k1 − k0)·32 floats from pf (what comes next).
+CK_AVX2_INLINE void ck8_panel_block(long r0, long r1, long k0, long k1, long k, const float *a, long lda,
+                                    const float *panel, long ldb, float *c, long ldc, long width, int accumulate,
+                                    const float *pf, float *partial) {
+    long kb = k1 - k0;
+    int first = k0 == 0, last = k1 == k;
+    for (long h = 0; h < 2 && 16 * h < width; h++) {
+        const float *p = panel + 16 * h + k0 * ldb;
+        long w = width - 16 * h < 16 ? width - 16 * h : 16;
+        for (long r = r0; r < r1;) {
+            long rest = r1 - r;
+            long mr = rest > 8 ? 6 : rest >= 7 ? 4 : rest;
+            const float *ar = a + r * lda + k0, *pfr = r == r0 && pf ? pf + h * kb * 16 : NULL;
+            float *kept = first && last ? NULL : partial + (r - r0) * 32 + 16 * h;
+            const float *from = first ? NULL : kept;
+            float *out = last ? c + r * ldc + 16 * h : kept;
+            long ldo = last ? ldc : 32, wo = last ? w : 16;
+            int acc = last ? accumulate : 0;
+            switch (mr) {
+            case 6: ck8_micro(6, kb, ar, lda, p, ldb, from, out, ldo, wo, acc, pfr); break;
+            case 5: ck8_micro(5, kb, ar, lda, p, ldb, from, out, ldo, wo, acc, pfr); break;
+            case 4: ck8_micro(4, kb, ar, lda, p, ldb, from, out, ldo, wo, acc, pfr); break;
+            case 3: ck8_micro(3, kb, ar, lda, p, ldb, from, out, ldo, wo, acc, pfr); break;
+            case 2: ck8_micro(2, kb, ar, lda, p, ldb, from, out, ldo, wo, acc, pfr); break;
+            default: ck8_micro(1, kb, ar, lda, p, ldb, from, out, ldo, wo, acc, pfr); break;
+            }
+            r += mr;
         }
-        r += mr;
     }
 }
 
@@ -143,6 +171,12 @@ CK_AVX2 void ck_gemm_panels_avx2(long m, long k, const float *a, long lda, const
     // first row block of its first half the next panel's first half, of its second half the rest.
     int prefetch = ck_panels_prefetched(ldb, panelStride, k, count);
     long chunk = ck_row_chunk(prefetch, k);
+    // When a step product's few rows of A (up to 32), its panel and the next one prefetched
+    // outgrow L2 (16 rows at k = 4096, C4's backward step: 256 KB + 2 × 512 KB), panels go in
+    // blocks of CK8_KC terms, each block prefetching the next (the chains kept between blocks).
+    int blocked = prefetch && m <= 32 && k > 2 * CK8_KC && (m + 2 * PANEL) * k * (long)sizeof(float) > CK_L2_BYTES;
+    long kc = blocked ? CK8_KC : k;
+    float partial[blocked ? 32 * 32 : 1];
     for (long r0 = 0; r0 < m; r0 += chunk) {
         long r1 = r0 + chunk < m ? r0 + chunk : m;
         for (long i = 0; i < count; i++) {
@@ -150,10 +184,12 @@ CK_AVX2 void ck_gemm_panels_avx2(long m, long k, const float *a, long lda, const
             long j0 = p * PANEL, width = n - j0 < PANEL ? n - j0 : PANEL;
             const float *panel = b + p * panelStride;
             const float *next = prefetch && i + 1 < count ? b + ck_panel_at(&order, i + 1) * panelStride : NULL;
-            ck8_half_panel(r0, r1, k, a, lda, panel, ldb, c + j0, ldc, width, accumulate, next);
-            if (width > 16)
-                ck8_half_panel(r0, r1, k, a, lda, panel + 16, ldb, c + j0 + 16, ldc, width - 16, accumulate,
-                               next ? next + k * 16 : NULL);
+            for (long k0 = 0;; k0 += kc) {
+                long k1 = k - k0 < kc + kc / 2 ? k : k0 + kc;
+                ck8_panel_block(r0, r1, k0, k1, k, a, lda, panel, ldb, c + j0, ldc, width, accumulate,
+                                k1 < k ? panel + k1 * PANEL : next, partial);
+                if (k1 == k) break;
+            }
         }
     }
 }

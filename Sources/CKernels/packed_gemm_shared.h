@@ -18,6 +18,8 @@
 // Bytes of panels per call from which ck_gemm_panels prefetches the next panel (tuned on a 2 MB
 // L2; the AVX2 kernels were measured with it on a 1 MB one).
 #define CK_PREFETCH_PANELS_BYTES (1L << 20)
+// A core's L2 on the AVX2 machine measured (AMD EPYC, 1 MB).
+#define CK_L2_BYTES (1L << 20)
 
 // The panels of one ck_gemm_panels call in the order it takes them: ranges panelBegin..<panelEnd
 // shifted by g·groupStride for g in 0..<groups, last to first when descending (every panel's

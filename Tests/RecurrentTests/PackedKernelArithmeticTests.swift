@@ -10,13 +10,14 @@ import Testing
     /// `ck_gemm_panels`: each element is the chain `c = fma(a[k], b[k], c)` over k from zero (then
     /// added to C when accumulating), for one row (several panels at once) and for blocks of
     /// rows, packed panels and a matrix read in place, partial last panels (under and over 16
-    /// columns), gate ranges, and the panels in either order.
+    /// columns), gate ranges, the panels in either order, and (13 rows at k = 4000) panels taken
+    /// in blocks of k.
     @Test func panelProductsAreFusedChainsOverK() {
         var rng = RandomGenerator(seed: 21)
         // (m, n, k, groups, groupStride in panels, panels per group)
         let cases = [(1, 45, 7, 1, 0, 2), (1, 160, 33, 1, 0, 5), (2, 50, 19, 1, 0, 2), (7, 96, 64, 1, 0, 3),
                      (13, 77, 40, 1, 0, 3), (6, 256, 48, 4, 2, 1), (11, 256, 5, 2, 4, 3), (1, 256, 24, 4, 2, 2),
-                     (9, 64, 300, 1, 0, 2)]
+                     (9, 64, 300, 1, 0, 2), (13, 80, 4000, 1, 0, 3)]
         for (m, n, k, groups, groupStride, perGroup) in cases {
             let b = (0..<(k * n)).map { _ in rng.uniform(-1, 1) }          // B [k, n]
             let a = (0..<(m * k)).map { _ in rng.uniform(-1, 1) }
