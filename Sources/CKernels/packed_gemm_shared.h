@@ -15,9 +15,6 @@
 #define CK_GEMV_SHIFTED_MAX 4096
 // Rows of A that ck_gemm_panels keeps in L2 while panels stream past them from L3 (bytes).
 #define CK_A_CHUNK_BYTES (1L << 20)
-// Bytes of panels per call from which ck_gemm_panels prefetches the next panel (tuned on a 2 MB
-// L2; the AVX2 kernels were measured with it on a 1 MB one).
-#define CK_PREFETCH_PANELS_BYTES (1L << 20)
 // A core's L2 on the AVX2 machine measured (AMD EPYC, 1 MB).
 #define CK_L2_BYTES (1L << 20)
 
@@ -53,10 +50,11 @@ static inline void ck_row_panels(const ck_panel_order *o, long i, long np, const
     }
 }
 
-// Packed panels of CK_PREFETCH_PANELS_BYTES or more come from L3 (or are partly evicted) on
-// every call, so each next one is prefetched.
+// Packed panels of CK_STREAMED_BYTES or more a call come from L3 (or are partly evicted) on
+// every call, so each next one is prefetched (tuned on a 2 MB L2; the AVX2 kernels were measured
+// with it on a 1 MB one).
 static inline int ck_panels_prefetched(long ldb, long panelStride, long k, long count) {
-    return ldb == PANEL && panelStride == PANEL * k && count * panelStride * (long)sizeof(float) >= CK_PREFETCH_PANELS_BYTES;
+    return ldb == PANEL && panelStride == PANEL * k && count * panelStride * (long)sizeof(float) >= CK_STREAMED_BYTES;
 }
 
 // Rows of A per chunk (a multiple of 8): CK_A_CHUNK_BYTES of A while panels stream from L3,

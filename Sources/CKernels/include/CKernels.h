@@ -119,6 +119,11 @@ void ck_add_rows(long rows, long cols, const float *src, long ldSrc, float *dst,
 
 /// Columns per packed panel.
 #define CK_PANEL_WIDTH 32
+/// Bytes of weights from which a product's panels are taken to come from L3 at every call
+/// (1 MB: half of the L2 they were tuned on, all of the AVX2 machine's): `ck_gemm_panels`
+/// prefetches the next panel from there on, and a units split shares slices of the units
+/// between its threads (`StepProduct.streamsWeights`).
+#define CK_STREAMED_BYTES 1048576
 
 /// Floats needed to pack a [k × n] right-hand side: ceil(n / 32) panels of k × 32.
 long ck_packed_size(long k, long n);

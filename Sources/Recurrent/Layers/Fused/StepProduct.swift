@@ -24,11 +24,11 @@ final class StepProduct: @unchecked Sendable {
 
     static let packedKernelIsFast = ck_packed_gemm_is_fast() != 0
 
-    /// Whether half of `W` (one thread's share in a units split of two) is 1 MB or more, so each
-    /// step streams it from L3 whichever thread reads it rather than finding it in a core's L2
-    /// (1 MB is also where the packed kernels start prefetching panels): then slices of the
-    /// units may move between the threads from step to step (`runBalancedSteps(sharing:)`).
-    var streamsWeights: Bool { gates * hidden * inputs * MemoryLayout<Float>.size / 2 >= 1 << 20 }
+    /// Whether half of `W` (one thread's share in a units split of two) is `CK_STREAMED_BYTES`
+    /// (1 MB) or more, so each step streams it from L3 whichever thread reads it rather than
+    /// finding it in a core's L2 (where the packed kernels also prefetch panels): then slices of
+    /// the units may move between the threads from step to step (`runBalancedSteps(sharing:)`).
+    var streamsWeights: Bool { gates * hidden * inputs * MemoryLayout<Float>.size / 2 >= Int(CK_STREAMED_BYTES) }
 
     /// Prepares the forward and/or backward products for a batch of `batch` rows, in blocks of
     /// `blockRows` (default: the batch) rows, which choose the packed kernel; packs `W` when
