@@ -7,6 +7,8 @@
 //   taskset -c 0 /tmp/kernel_harness gemv 256 256 128    # ck_gemv_rows: 4 gates × units rows of W [4H × k],
 //                                                        # ascending and descending by turns as in the loop
 //   taskset -c 0 /tmp/kernel_harness stream 524288       # a plain AVX-512 (or AVX2) sum over N bytes (a core's read rate)
+//   taskset -c 0 /tmp/kernel_harness gates 128 1         # the LSTM and GRU forward gate kernels on ROWS × UNITS
+//                                                        # (H = UNITS), in ns per unit
 //   taskset -c 0 /tmp/kernel_harness tiles 64 1024 1024  # ck_tile_gemm against ck_gemm_packed, call by call
 //   taskset -c 0 /tmp/kernel_harness tilepeak            # bf16 TFLOP/s of 4 independent tile products
 //   OPENBLAS_CORETYPE=SkylakeX taskset -c 0 /tmp/kernel_harness wgrad 512 384 3200
@@ -19,6 +21,7 @@
 #include "../Sources/CKernels/packed_gemm.c"
 #include "../Sources/CKernels/packed_gemm_avx2.c"
 #include "../Sources/CKernels/tile_gemm.c"
+#include "../Sources/CKernels/gate_kernels.c"
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -149,6 +152,28 @@ int main(int argc, char **argv) {
         }
         work = 4.0 * n;
         unit = "GB/s";
+    } else if (!strcmp(mode, "gates") && argc == 4) {
+        long U = atol(argv[2]), R = atol(argv[3]);
+        float *g = random_filled(R * 4 * U), *x = random_filled(R * 4 * U), *bh = random_filled(4 * U),
+              *bi = random_filled(4 * U), *hp = random_filled(R * U), *cp = random_filled(R * U),
+              *hn = filled(R * U, 1, 0, 0), *cn = filled(R * U, 1, 0, 0), *o = filled(R * U, 1, 0, 0),
+              *a = filled(R * 4 * U, 1, 0, 0), *gn = filled(R * U, 1, 0, 0);
+        static double tg[CALLS];
+        for (int cell = 0; cell < 2; cell++) {
+            long G = cell == 0 ? 4 : 3;
+            ck_block block = {R, U, U, G * U, U, U, U, 0, NULL};
+            for (int r = 0; r < CALLS; r++) {
+                double t = now();
+                if (cell == 0) ck_lstm_forward(&block, g, bh, bi, x, hp, cp, hn, cn, o, a);
+                else ck_gru_forward(&block, g, bh, bi, x, hp, hn, o, a, gn);
+                tg[r] = now() - t;
+            }
+            qsort(tg + 100, CALLS - 100, sizeof(double), by_value);
+            printf("gates %s %ld units x %ld rows: best %.2f, median %.2f ns per unit (check %g)\n",
+                   cell == 0 ? "lstm" : "gru", U, R, tg[100] * 1e9 / (U * R), tg[100 + (CALLS - 100) / 2] * 1e9 / (U * R),
+                   (double)hn[0]);
+        }
+        return 0;
     } else if (!strcmp(mode, "tilepeak") && argc == 2) {
         if (!ck_tile_gemm_available()) { fprintf(stderr, "no bf16 matrix units here\n"); return 1; }
         for (int r = 0; r < 20; r++) {
@@ -198,7 +223,8 @@ int main(int argc, char **argv) {
         if (wgrad) printf("  packing B each call: median %.2f ms (in the ratio)\n", mp * 1e3);
         return 0;
     } else {
-        fprintf(stderr, "usage: %s gemm M K N | gemv H K UNITS | stream BYTES | tiles M K N | wgrad M N K | tilepeak\n",
+        fprintf(stderr, "usage: %s gemm M K N | gemv H K UNITS | stream BYTES | gates UNITS ROWS | tiles M K N | wgrad M N K | "
+                "tilepeak\n",
                 argv[0]);
         return 2;
     }
