@@ -73,6 +73,15 @@ public struct Tensor: Sendable, Equatable, CustomStringConvertible {
         return m
     }
 
+    /// Whether both tensors have the same shape and hold the very same storage (not a copy of
+    /// it): while a holder keeps one of them, the storage can be neither freed nor written in
+    /// place, so whatever was computed from it still holds (`SequenceWeights`, `PackedWeightCache`).
+    func sharesStorage(with other: Tensor) -> Bool {
+        shape == other.shape && data.withUnsafeBufferPointer { a in
+            other.data.withUnsafeBufferPointer { b in a.baseAddress == b.baseAddress }
+        }
+    }
+
     public var description: String { "Tensor(shape: \(shape), data: \(data.prefix(8))\(count > 8 ? "…" : ""))" }
 
     // MARK: element-wise helpers on values (not recorded on the tape)

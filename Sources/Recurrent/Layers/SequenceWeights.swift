@@ -54,7 +54,7 @@ final class SequenceWeights: @unchecked Sendable {
     /// `backward`, `g·W`; and the tensor they read (keep it while using them).
     func product(for weight: Variable, rows: Int, backward: Bool) -> (StepProduct, Tensor) {
         let key = Key(weight: ObjectIdentifier(weight), oneRow: rows == 1)
-        if let entry = entries[key], entry.backward || !backward, sameStorage(entry.value, weight.value) {
+        if let entry = entries[key], entry.backward || !backward, entry.value.sharesStorage(with: weight.value) {
             return (entry.product, entry.value)
         }
         let value = weight.value
@@ -64,12 +64,6 @@ final class SequenceWeights: @unchecked Sendable {
         }
         entries[key] = Entry(weight: weight, value: value, product: product, backward: backward)
         return (product, value)
-    }
-
-    private func sameStorage(_ a: Tensor, _ b: Tensor) -> Bool {
-        a.shape == b.shape && a.data.withUnsafeBufferPointer { pa in
-            b.data.withUnsafeBufferPointer { pb in pa.baseAddress == pb.baseAddress }
-        }
     }
 }
 

@@ -116,11 +116,20 @@ extension FusedSequence {
         let hiddenProduct = Workspace<Float>(count: B * GH)
         let split = execution.split(batch: B, hidden: H, gates: G, threads: threads, training: saveForBackward)
         // A units split of a short sequence at a small batch projects its own units of all steps
-        // in the loop's parallel region (from 4 rows, where packing W_ih pays; below, BLAS).
+        // in the loop's parallel region (from 4 rows, where packing W_ih pays; below, BLAS),
+        // each thread packing its own panels of W_ihᵀ first, or, for inference, with W_ihᵀ
+        // packed by an earlier call (`PackedWeightCache`).
         var unitsProjection: PackedMatrix? = nil
+        var packsProjection = true
         if case .units = split, !stepProjection, !gathered, T * B >= 4, execution.packedProducts,
            StepProduct.packedKernelIsFast {
-            unitsProjection = PackedMatrix(k: I, n: GH, kernel: PackedMatrix.kernel(rows: T * B, k: I))
+            let kernel = PackedMatrix.kernel(rows: T * B, k: I)
+            if !saveForBackward, let kept = PackedWeightCache.shared.transposed(weightIH, kernel: kernel) {
+                unitsProjection = kept
+                packsProjection = false
+            } else {
+                unitsProjection = PackedMatrix(k: I, n: GH, kernel: kernel)
+            }
         }
 
         let savedInputsInParts: Bool
@@ -166,7 +175,7 @@ extension FusedSequence {
                     balancesSlices: execution.computesRowsAlike,
                     symbols: symbolBuffer.map { UnsafePointer($0.pointer) }, inputTable: inputTable.map { UnsafePointer($0.pointer) },
                     weightIH: wih.start,
-                    packedIH: unitsProjection,
+                    packedIH: unitsProjection, packsIH: packsProjection,
                     lengths: lengthBuffer?.pointer, projections: projections.pointer,
                     hiddenProduct: hiddenProduct.pointer, biasIH: bih.start, biasHH: bhh.start, output: output,
                     outputStride: outputStride,
@@ -216,10 +225,12 @@ struct ForwardRunner: @unchecked Sendable {
     let inputTable: UnsafePointer<Float>?
     /// `W_ih [G·H, I]`.
     let weightIH: UnsafePointer<Float>
-    /// Room for `W_ihᵀ` packed, when each thread of a units split projects its own units of all
-    /// steps into `projections` at its first step (`SequenceMatmul.linearUnits`, without `b_ih`,
-    /// which the gate kernel then adds); else nil.
+    /// `W_ihᵀ` packed, or room for it, when each thread of a units split projects its own units
+    /// of all steps into `projections` at its first step (`SequenceMatmul.linearUnits`, without
+    /// `b_ih`, which the gate kernel then adds); else nil.
     let packedIH: PackedMatrix?
+    /// Whether each thread packs its own panels of `packedIH` first (not when it comes packed).
+    let packsIH: Bool
     let lengths: UnsafeMutablePointer<Int32>?
     /// With `inputProduct`: `[B, G·H]` scratch for `x_t·W_ihᵀ`; otherwise `[T, B, G·H]` input
     /// projections `x_t·W_ihᵀ + b_ih` of all steps (`x_t·W_ihᵀ` with `packedIH`).
@@ -264,7 +275,7 @@ struct ForwardRunner: @unchecked Sendable {
                     // to add the product to.
                     SequenceMatmul.linearUnits(m: T * B, k: inputSize, gates: kind.gateCount, hidden: H, units: units,
                                                a: input, lda: inputSize, weight: weightIH, bias: nil,
-                                               packed: packedIH, out: projections)
+                                               packed: packedIH, packs: packsIH, out: projections)
                 }
                 step(time(i), rows: 0..<B, units: units)
                 // Step i reads the other slot, so this slot's input part is free to fill (by

@@ -38,18 +38,19 @@ enum SequenceMatmul {
     /// hidden units `units` in each of the `gates` gates. For the input projections of all steps
     /// these are the units the thread owns in a `units` split of the time loop, so it can run in
     /// the same parallel region as the loop, with no meeting between the two; with one gate
-    /// (`hidden` = n) it is a plain slice of columns. Packs those rows of `W` into their panels
-    /// of `packed` (`Wᵀ`, `[k × G·H]`, shared by the threads). `units` must start on a multiple of
-    /// 32, and so must `hidden` with more than one gate.
+    /// (`hidden` = n) it is a plain slice of columns. With `packs`, first packs those rows of `W`
+    /// into their panels of `packed` (`Wᵀ`, `[k × G·H]`, shared by the threads); without, `packed`
+    /// holds all of `Wᵀ` already. `units` must start on a multiple of 32, and so must `hidden`
+    /// with more than one gate.
     static func linearUnits(m: Int, k: Int, gates: Int, hidden H: Int, units: Range<Int>,
                             a: UnsafePointer<Float>, lda: Int, weight: UnsafePointer<Float>,
-                            bias: UnsafePointer<Float>?, packed: PackedMatrix,
+                            bias: UnsafePointer<Float>?, packed: PackedMatrix, packs: Bool = true,
                             out: UnsafeMutablePointer<Float>) {
         if m == 0 || units.isEmpty { return }
         let GH = gates * H, j0 = units.lowerBound
         for g in 0..<gates {
             let first = g * H + j0
-            packed.pack(rows: k, columns: first..<first + units.count, from: weight, ldb: k, transposed: true)
+            if packs { packed.pack(rows: k, columns: first..<first + units.count, from: weight, ldb: k, transposed: true) }
             if let bias { ck_copy_rows(m, units.count, bias + first, 0, out + first, GH) }
         }
         packed.multiply(m: m, a: a, lda: lda, panels: PackedMatrix.panels(units), groups: gates,

@@ -90,7 +90,7 @@ final class StepProduct: @unchecked Sendable {
     /// shared between the team's threads from 4 panels per thread (in a char-LM training step,
     /// the 0.36 ms before layer 1's loop, mostly packing its 2 MB of weights, ran on one thread
     /// while the other waited).
-    private static func pack(columns: Int, threads: Int, _ body: (Range<Int>) -> Void) {
+    static func pack(columns: Int, threads: Int, _ body: (Range<Int>) -> Void) {
         let panels = (columns + 31) / 32
         let parts = max(1, min(threads, panels / 4))
         withoutActuallyEscaping(body) { body in
