@@ -33,9 +33,9 @@ import Testing
         }
     }
 
-    /// The same storage gives the same packed matrix; a written copy, another kernel or a
-    /// matrix pushed out by `capacity` newer ones is packed anew; one over `maximumBytes` is not
-    /// kept. Every packed matrix multiplies as `Wᵀ`.
+    /// The same storage gives the same packed matrix; a written copy, or a matrix pushed out by
+    /// `capacity` newer ones, is packed anew; one over `maximumBytes` is not kept. Every packed
+    /// matrix multiplies as `Wᵀ`.
     @Test func entriesAreKeptPerStorage() {
         guard StepProduct.packedKernelIsFast else { return }
         let cache = PackedWeightCache()
