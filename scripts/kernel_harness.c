@@ -168,10 +168,9 @@ int main(int argc, char **argv) {
                 else ck_gru_forward(&block, g, bh, bi, x, hp, hn, o, a, gn);
                 tg[r] = now() - t;
             }
-            qsort(tg + 100, CALLS - 100, sizeof(double), by_value);
+            double median = median_after(tg, CALLS, 100);
             printf("gates %s %ld units x %ld rows: best %.2f, median %.2f ns per unit (check %g)\n",
-                   cell == 0 ? "lstm" : "gru", U, R, tg[100] * 1e9 / (U * R), tg[100 + (CALLS - 100) / 2] * 1e9 / (U * R),
-                   (double)hn[0]);
+                   cell == 0 ? "lstm" : "gru", U, R, tg[100] * 1e9 / (U * R), median * 1e9 / (U * R), (double)hn[0]);
         }
         return 0;
     } else if (!strcmp(mode, "tilepeak") && argc == 2) {

@@ -150,7 +150,7 @@ CK_INLINE void ck_gate_activation(long U, const float *restrict g, const float *
 // out-of-order window could overlap across units, and on AVX2 (16 vector registers) the
 // interleaved loop spilled. On the AMD EPYC (AVX2), one thread, `kernel_harness gates` (best
 // call, old and new in turn): LSTM 6.3-6.6 → 4.9-5.2 ns per unit on one row of 128 or 256
-// units, 5.4 → 3.5-3.8 on 16 rows; GRU 3.8-4.2 → 3.1-3.3 and 3.4 → 2.2-2.3. The gates keep
+// units, 5.4 → 3.5-3.8 on 16 rows; GRU 3.8-4.2 → 3.0-3.3 and 3.4 → 2.2-2.3. The gates keep
 // their bits; c_t = f·c_{t-1} + i·g may differ in the last bit (the compiler now fuses the other
 // product of the two), the same for every slicing of the units.
 CK_INLINE void ck_lstm_forward_row(long U, long H, const float *restrict g, const float *restrict bhh,

@@ -263,8 +263,9 @@ typedef void (*ck_step_task)(void *context, long step, long part);
 /// that core's cache. A thread that is done with its own part takes the shared parts (from
 /// `workers` on) in order, then any other own part nobody has started (a helper the operating
 /// system has not scheduled never holds up a step it has not started); small shared parts even
-/// out the threads' finishing times within each step. Threads meet through one counter per step
-/// instead of a hand-off per step as with ck_team_run.
+/// out the threads' finishing times within each step. Threads meet at each step by waiting on one
+/// counter of finished parts (parts are claimed through a word per step), instead of a hand-off
+/// per step as with ck_team_run.
 void ck_team_steps(long steps, long workers, long parts, ck_step_task task, void *context);
 /// The calling thread's index in the team: 0 for a caller, 1… for the helpers (the part of
 /// ck_team_steps each takes first).
