@@ -9,6 +9,11 @@ of the fastest steps and of the median steps (> 1: B is faster; the median steps
 copes with a busy second core). A side is a package directory holding
 `.build/release/recurrent`, optionally followed by `|NAME=VALUE` to set one environment variable.
 
+For builds that have `recurrent bench --serve` (from the eighteenth round on),
+`scripts/bench_paired.py --versus A_DIR --binary B_DIR/.build/release/recurrent --rows C:cell:mode`
+pairs them more tightly: both stay running and take turns timing chunks of steps a fraction of a
+second long. This script works with any build.
+
 `--path cells` times the cells on the tape (`recurrent bench --path cells`) instead of the fused layers.
 
 usage: python3 scripts/bench_ab.py BASE_DIR NEW_DIR C1 lstm infer [--rounds 8] [--path cells]

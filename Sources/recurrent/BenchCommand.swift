@@ -60,6 +60,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Which implementation runs the layers: fused (whole-sequence kernels) or cells (the cell values stepped on the tape by the generic runner, the path a custom cell takes).")
     var path: String = "fused"
 
+    @Flag(help: "Set up one row (one config, cell, mode and thread count), print 'ready', then time steps on request: each stdin line 'chunk SECONDS' runs steps for at least that long and prints {\"times\": [seconds...], \"foreign\": share}; end of input stops (scripts/bench_paired.py drives it).")
+    var serve = false
+
     func validate() throws {
         for c in list(configs) where BenchConfig.named(c) == nil {
             throw ValidationError("unknown config '\(c)' (known: \(BenchConfig.all.map(\.name).joined(separator: ", ")))")
@@ -75,9 +78,17 @@ struct Bench: ParsableCommand {
         }
         if repeats < 1 { throw ValidationError("--repeats must be at least 1") }
         if path != "fused" && path != "cells" { throw ValidationError("unknown path '\(path)' (known: fused, cells)") }
+        if serve {
+            let one = [configs, cells, modes, threads].allSatisfy { list($0).count == 1 }
+            if !one { throw ValidationError("--serve times one row: give one config, one cell, one mode and one thread count") }
+            if list(modes) == ["train"] && BenchConfig.named(list(configs)[0])?.trains == false {
+                throw ValidationError("\(list(configs)[0]) has no training row")
+            }
+        }
     }
 
     func run() throws {
+        if serve { return try serveRow() }
         if !json {
             print("config cell mode   threads  median_ms     min_ms  iters  tokens/s  GFLOP/s  of_peak  foreign status     peak_MB")
         }
@@ -109,6 +120,51 @@ struct Bench: ParsableCommand {
     }
 
     private func measureRow(_ config: BenchConfig, cellName: String, kind: CellKind, train: Bool, threads: Int) -> BenchRow {
+        let (before, step) = makeRow(config, kind: kind, train: train)
+        // Measured next to each row: the turbo clock follows the machine's load.
+        let peak = MachinePeak.gflops(threads: threads)
+        let memory = PeakMemory.start()
+        let timing = ContentionAwareTimer(minIterations: repeats, minTime: minTime, deadline: deadline,
+                                          cleanThreshold: ContentionMonitor.cleanThreshold(threads: threads))
+            .measure(before: before, step)
+        let flops = config.forwardFlops(gates: kind.gateCount) * (train ? 3 : 1)
+        return BenchRow(config: config, cell: cellName, mode: train ? "train" : "infer", threads: threads,
+                        timing: timing, flops: flops, peakGflops: peak, peakMegabytes: memory.peakMegabytes(), path: path)
+    }
+
+    /// `--serve`: one row's steps, timed in chunks on request (see the flag's help).
+    private func serveRow() throws {
+        let config = BenchConfig.named(list(configs)[0])!, threads = Int(list(threads)[0])!
+        ThreadTeam.threads = threads
+        let (before, step) = makeRow(config, kind: BenchConfig.cellKind(list(cells)[0])!, train: list(modes)[0] == "train")
+        for _ in 0..<3 { before(); step() }
+        print("ready")
+        fflush(stdout)
+        while let line = readLine() {
+            let words = line.split(separator: " ")
+            guard words.count == 2, words[0] == "chunk", let seconds = Double(words[1]) else {
+                fputs("recurrent bench --serve: expected 'chunk SECONDS' on stdin, got '\(line)'\n", stderr)
+                throw ExitCode(2)
+            }
+            var times: [Double] = []
+            let monitor = ContentionMonitor.start()
+            let start = monotonicSeconds()
+            while times.isEmpty || monotonicSeconds() - start < seconds {
+                before()
+                let t0 = monotonicSeconds()
+                step()
+                times.append(monotonicSeconds() - t0)
+            }
+            let foreign = monitor.map { "\(($0.foreign() * 1e4).rounded() / 1e4)" } ?? "null"
+            print("{\"times\": [\(times.map { "\($0)" }.joined(separator: ", "))], \"foreign\": \(foreign)}")
+            fflush(stdout)
+        }
+    }
+
+    /// The layer, input and step of one row, as `bench_torch.py` defines them: `before` clears
+    /// the parameter gradients (outside the timed region), `step` is a training step (forward
+    /// and backward of the output's sum) or an inference forward pass.
+    private func makeRow(_ config: BenchConfig, kind: CellKind, train: Bool) -> (before: () -> Void, step: () -> Void) {
         var rng = RandomGenerator(seed: 0)
         let layer = RecurrentLayer(kind: kind, inputSize: config.D, hiddenSize: config.H, numLayers: config.L,
                                    bidirectional: config.bidirectional, rng: &rng)
@@ -118,23 +174,14 @@ struct Bench: ParsableCommand {
         for i in data.indices { data[i] = rng.nextNormal() }
         let x = Variable(Tensor(shape: [config.T, config.B, config.D], data: data))
         let parameters = layer.parameters
-
-        // Measured next to each row: the turbo clock follows the machine's load.
-        let peak = MachinePeak.gflops(threads: threads)
-        let memory = PeakMemory.start()
-        let timing = ContentionAwareTimer(minIterations: repeats, minTime: minTime, deadline: deadline,
-                                          cleanThreshold: ContentionMonitor.cleanThreshold(threads: threads))
-            .measure(before: { if train { for p in parameters { p.grad = nil } } }) {
-                if train {
-                    let y = layer(x).output
-                    sum(y).backward()
-                } else {
-                    _ = GradientMode.withoutGradients { layer(x) }
-                }
+        return ({ if train { for p in parameters { p.grad = nil } } }, {
+            if train {
+                let y = layer(x).output
+                sum(y).backward()
+            } else {
+                _ = GradientMode.withoutGradients { layer(x) }
             }
-        let flops = config.forwardFlops(gates: kind.gateCount) * (train ? 3 : 1)
-        return BenchRow(config: config, cell: cellName, mode: train ? "train" : "infer", threads: threads,
-                        timing: timing, flops: flops, peakGflops: peak, peakMegabytes: memory.peakMegabytes(), path: path)
+        })
     }
 }
 
