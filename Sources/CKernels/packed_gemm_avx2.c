@@ -39,7 +39,12 @@ CK_AVX2_INLINE void ck8_store16(float *restrict cr, __m256 lo, __m256 hi, long w
 // × 2 vectors = 12 accumulators, 2 loads of B and mr broadcasts per k for 2·mr FMAs. With
 // `from` (rows of 32 floats, as ck8_panel_block keeps them) the chains go on from there
 // instead of zero, so a product over k in blocks has the bits of one pass.
-// With pf, line pf + 16·kk is prefetched with row kk (the next panel, streamed from L3).
+// With pf, line pf + 16·kk is prefetched with row kk (the next panel, streamed from L3) into L2
+// only (prefetcht1): the next panel is 128 KB at k = 1024, four times a 32 KB L1, so into L1 it
+// can only push out lines the current panel's row blocks still read (the likely reason; no
+// counters to show it on this VM). Paired against
+// prefetches into L1 (`bench_paired.py --versus`, 16-30 pairs of chunks, three runs; median of
+// the pair ratios): C2 LSTM inference 1.02, 1.09, 1.06; C4 LSTM inference 1.12, 1.01, 1.05.
 CK_AVX2_INLINE void ck8_micro(const long mr, long k, const float *restrict a, long lda, const float *restrict p,
                               long ldb, const float *from, float *c, long ldc, long width, int accumulate,
                               const float *pf) {
@@ -67,7 +72,7 @@ CK_AVX2_INLINE void ck8_micro(const long mr, long k, const float *restrict a, lo
     } while (0)
     if (pf) {
         for (long kk = 0; kk < k; kk++) {
-            __builtin_prefetch(pf + kk * 16, 0, 3);
+            __builtin_prefetch(pf + kk * 16, 0, 2);
             CK8_STEP(kk);
         }
     } else {
