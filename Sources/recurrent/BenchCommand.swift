@@ -146,17 +146,9 @@ struct Bench: ParsableCommand {
                 fputs("recurrent bench --serve: expected 'chunk SECONDS' on stdin, got '\(line)'\n", stderr)
                 throw ExitCode(2)
             }
-            var times: [Double] = []
-            let monitor = ContentionMonitor.start()
-            let start = monotonicSeconds()
-            while times.isEmpty || monotonicSeconds() - start < seconds {
-                before()
-                let t0 = monotonicSeconds()
-                step()
-                times.append(monotonicSeconds() - t0)
-            }
-            let foreign = monitor.map { "\(($0.foreign() * 1e4).rounded() / 1e4)" } ?? "null"
-            print("{\"times\": [\(times.map { "\($0)" }.joined(separator: ", "))], \"foreign\": \(foreign)}")
+            let chunk = ContentionAwareTimer.chunk(seconds: seconds, before: before, step)
+            let foreign = chunk.foreign.map { "\(($0 * 1e4).rounded() / 1e4)" } ?? "null"
+            print("{\"times\": [\(chunk.times.map { "\($0)" }.joined(separator: ", "))], \"foreign\": \(foreign)}")
             fflush(stdout)
         }
     }
@@ -353,16 +345,7 @@ struct ContentionAwareTimer {
         var clean: [Double] = []
         let begin = monotonicSeconds()
         while true {
-            var times: [Double] = []
-            let monitor = ContentionMonitor.start()
-            let chunkStart = monotonicSeconds()
-            while times.isEmpty || monotonicSeconds() - chunkStart < chunkSeconds {
-                before()
-                let t0 = monotonicSeconds()
-                step()
-                times.append(monotonicSeconds() - t0)
-            }
-            let foreign = monitor?.foreign()
+            let (times, foreign) = Self.chunk(seconds: chunkSeconds, before: before, step)
             chunks.append((times, foreign))
             let isClean = (foreign ?? 0) < cleanThreshold
             if isClean { clean += times }
@@ -391,6 +374,21 @@ struct ContentionAwareTimer {
             : selected.reduce(0) { $0 + $1.times.reduce(0, +) * ($1.foreign ?? 0) } / max(weight, 1e-12)
         let median = times.count % 2 == 1 ? times[times.count / 2] : (times[times.count / 2 - 1] + times[times.count / 2]) / 2
         return Result(median: median, minimum: times[0], count: times.count, foreign: foreign, status: status)
+    }
+
+    /// Steps for at least `seconds` (at least one step), each timed after its `before`, and the
+    /// share of the machine other processes used meanwhile (nil without `/proc`).
+    static func chunk(seconds: Double, before: () -> Void, _ step: () -> Void) -> (times: [Double], foreign: Double?) {
+        var times: [Double] = []
+        let monitor = ContentionMonitor.start()
+        let start = monotonicSeconds()
+        while times.isEmpty || monotonicSeconds() - start < seconds {
+            before()
+            let t0 = monotonicSeconds()
+            step()
+            times.append(monotonicSeconds() - t0)
+        }
+        return (times, monitor?.foreign())
     }
 
     /// Sleeps in 0.25 s samples until other processes leave the machine quiet enough.
