@@ -20,7 +20,8 @@ the machine other processes used during a chunk (`foreign`, as `_monitor.py` mea
 `--versus SPEC` pairs two builds of ours instead (an A/B of a change): the reference side is
 `SPEC/.build/release/recurrent bench --serve`, SPEC a package directory optionally followed by
 `|NAME=VALUE` to set one environment variable for it; ratio = reference/ours. Both builds need
-`--serve` (`scripts/bench_ab.py` compares any two builds, run by run). `--path cells` (with `--versus` only) times the cells on the tape on both sides.
+`--serve` (`scripts/bench_ab.py` compares any two builds, run by run). `--path cells` (with
+`--versus` only) times the cells on the tape on both sides.
 
 usage: python3 scripts/bench_paired.py [shared-dir] --rows C3:lstm:infer,C4:lstm:infer [--pairs 30]
            [--chunk 0.3] [--threads 2] [--binary .build/release/recurrent] [--jsonl out.jsonl]

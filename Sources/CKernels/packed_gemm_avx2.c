@@ -42,9 +42,9 @@ CK_AVX2_INLINE void ck8_store16(float *restrict cr, __m256 lo, __m256 hi, long w
 // With pf, line pf + 16·kk is prefetched with row kk (the next panel, streamed from L3) into L2
 // only (prefetcht1): the next panel is 128 KB at k = 1024, four times a 32 KB L1, so into L1 it
 // can only push out lines the current panel's row blocks still read (the likely reason; no
-// counters to show it on this VM). Paired against
-// prefetches into L1 (`bench_paired.py --versus`, 16-30 pairs of chunks, three runs; median of
-// the pair ratios): C2 LSTM inference 1.02, 1.09, 1.06; C4 LSTM inference 1.12, 1.01, 1.05.
+// counters to show it on this VM). Paired against prefetches into L1 (`bench_paired.py
+// --versus`, 16-30 pairs of chunks, three runs; median of the pair ratios): C2 LSTM inference
+// 1.02, 1.09, 1.06; C4 LSTM inference 1.12, 1.01, 1.05.
 CK_AVX2_INLINE void ck8_micro(const long mr, long k, const float *restrict a, long lda, const float *restrict p,
                               long ldb, const float *from, float *c, long ldc, long width, int accumulate,
                               const float *pf) {
