@@ -52,7 +52,7 @@ final class PackedWeightCache: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         packCount += 1
-        if let index = entries.firstIndex(where: { $0.weight.sharesStorage(with: weight) && $0.kernel == kernel }) {
+        if let index = index(of: weight, kernel: kernel) {
             return entries[index].packed   // another thread packed it meanwhile
         }
         entries.append(Entry(weight: weight, kernel: kernel, packed: packed))
@@ -63,11 +63,14 @@ final class PackedWeightCache: @unchecked Sendable {
     private func lookUp(_ weight: Tensor, kernel: PackedMatrix.Kernel) -> PackedMatrix? {
         lock.lock()
         defer { lock.unlock() }
-        guard let index = entries.firstIndex(where: { $0.weight.sharesStorage(with: weight) && $0.kernel == kernel }) else {
-            return nil
-        }
+        guard let index = index(of: weight, kernel: kernel) else { return nil }
         let entry = entries.remove(at: index)
         entries.append(entry)
         return entry.packed
+    }
+
+    /// The entry packed from `weight`'s very storage for `kernel` (the caller holds `lock`).
+    private func index(of weight: Tensor, kernel: PackedMatrix.Kernel) -> Int? {
+        entries.firstIndex { $0.weight.sharesStorage(with: weight) && $0.kernel == kernel }
     }
 }
