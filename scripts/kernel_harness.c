@@ -11,6 +11,9 @@
 //                                                        # (H = UNITS), in ns per unit
 //   taskset -c 0 /tmp/kernel_harness tiles 64 1024 1024  # ck_tile_gemm against ck_gemm_packed, call by call
 //   taskset -c 0 /tmp/kernel_harness tilepeak            # bf16 TFLOP/s of 4 independent tile products
+//   taskset -c 0 /tmp/kernel_harness phases              # which work slows in the machine's slow minutes:
+//                                                        # FMAs in registers, sums over L1 and L2, a product
+//                                                        # in L2, by turns (see `phases` below)
 //   OPENBLAS_CORETYPE=SkylakeX taskset -c 0 /tmp/kernel_harness wgrad 512 384 3200
 //                                                        # weight gradient C[m×n] = Aᵀ·B, A [k×m]: the tiles
 //                                                        # (B packed each call) against OpenBLAS sgemm
@@ -113,6 +116,79 @@ __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) static fl
     return r;
 }
 
+typedef float v8s __attribute__((vector_size(32)));
+// 12 independent chains of multiply-adds on 8 floats (12 of 16 AVX2 registers, no loads or
+// spills: 91.8 GFLOP/s at best on a core of the AMD machine, its peak).
+__attribute__((target("avx2,fma"))) static float fma_chains(long rounds) {
+    v8s a[12], m, c;
+    for (int i = 0; i < 8; i++) { m[i] = 0.999999f; c[i] = 1e-7f; }
+    for (int v = 0; v < 12; v++)
+        for (int i = 0; i < 8; i++) a[v][i] = 1.0f + v * 1e-3f;
+    for (long r = 0; r < rounds; r++)
+        for (int v = 0; v < 12; v++) a[v] = a[v] * m + c;
+    float s = 0;
+    for (int v = 0; v < 12; v++) s += a[v][0];
+    return s;
+}
+
+// A sum of n floats (a multiple of 64) in 8 vectors of 8 (no spills), added to *sink: to time
+// loads alone (not inlined, so that repeated calls are not folded into one).
+__attribute__((target("avx2,fma"), noinline)) static void load_sum(const float *p, long n, float *sink) {
+    v8s a[8] = {{0}};
+    for (long i = 0; i + 64 <= n; i += 64)
+        for (int v = 0; v < 8; v++) a[v] += *(const v8s *)(p + i + 8 * v);
+    v8s s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+    for (int i = 0; i < 8; i++) *sink += s[i];
+}
+
+// `phases` (AVX2 machines): 3000 rounds, each timing in turn an FMA burst in registers (0.2 ms), 64 sums
+// over 16 KB (L1), 2 sums over 512 KB (L2) and one packed product in L2 (M = 32, K = 128,
+// N = 1024: 512 KB of panels). For each, the median and 10th-percentile call as a share of its
+// best; then, of the rounds whose product took over 1.25x its best, how many found each of the
+// others over 1.25x its own best too (the same slow minute).
+static int phases(void) {
+    enum { ROUNDS = 3000 };
+    long m = 32, k = 128, n = 1024;
+    float *a = filled(m * k, 7, 0.1f, -0.3f), *b = filled(k * n, 5, 0.1f, -0.2f), *c = filled(m * n, 1, 0, 0);
+    float *packed = filled(ck_packed_size(k, n), 1, 0, 0), *l1 = filled(4096, 3, 1e-6f, 0),
+          *l2 = filled(131072, 3, 1e-6f, 0);
+    ck_pack(k, n, b, n, 0, packed);
+    static double t[4][ROUNDS], sorted[ROUNDS];
+    float sink = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        double s = now();
+        sink += fma_chains(95000);
+        t[0][r] = now() - s;
+        s = now();
+        for (int i = 0; i < 64; i++) load_sum(l1, 4096, &sink);
+        t[1][r] = now() - s;
+        s = now();
+        for (int i = 0; i < 2; i++) load_sum(l2, 131072, &sink);
+        t[2][r] = now() - s;
+        s = now();
+        ck_gemm_packed(m, k, a, k, packed, 0, (n + 31) / 32, n, c, n, 0);
+        t[3][r] = now() - s;
+    }
+    const char *names[4] = {"FMAs in registers", "sums over 16 KB", "sums over 512 KB", "product in L2"};
+    double best[4];
+    for (int j = 0; j < 4; j++) {
+        memcpy(sorted, t[j], sizeof sorted);
+        qsort(sorted, ROUNDS, sizeof(double), by_value);
+        best[j] = sorted[0];
+        printf("%-18s best %7.1f us; median call at %.2f of the best speed, p10 %.2f\n", names[j], best[j] * 1e6,
+               best[j] / sorted[ROUNDS / 2], best[j] / sorted[ROUNDS * 9 / 10]);
+    }
+    int slow = 0, also[3] = {0};
+    for (int r = 0; r < ROUNDS; r++) {
+        if (t[3][r] <= 1.25 * best[3]) continue;
+        slow++;
+        for (int j = 0; j < 3; j++) also[j] += t[j][r] > 1.25 * best[j];
+    }
+    printf("rounds with the product over 1.25x its best: %d of %d; slow too in those: FMAs %d, 16 KB sums %d, "
+           "512 KB sums %d (check %g)\n", slow, ROUNDS, also[0], also[1], also[2], (double)sink + c[0]);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     const char *mode = argc > 1 ? argv[1] : "";
     static double times[CALLS];
@@ -173,6 +249,8 @@ int main(int argc, char **argv) {
                    cell == 0 ? "lstm" : "gru", U, R, tg[100] * 1e9 / (U * R), median * 1e9 / (U * R), (double)hn[0]);
         }
         return 0;
+    } else if (!strcmp(mode, "phases") && argc == 2) {
+        return phases();
     } else if (!strcmp(mode, "tilepeak") && argc == 2) {
         if (!ck_tile_gemm_available()) { fprintf(stderr, "no bf16 matrix units here\n"); return 1; }
         for (int r = 0; r < 20; r++) {
@@ -223,7 +301,7 @@ int main(int argc, char **argv) {
         return 0;
     } else {
         fprintf(stderr, "usage: %s gemm M K N | gemv H K UNITS | stream BYTES | gates UNITS ROWS | tiles M K N | wgrad M N K | "
-                "tilepeak\n",
+                "tilepeak | phases\n",
                 argv[0]);
         return 2;
     }
