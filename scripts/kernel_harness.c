@@ -6,7 +6,7 @@
 //   taskset -c 0 /tmp/kernel_harness gemm 64 512 1024    # ck_gemm_packed: C[m×n] = A[m×k]·B, B packed once
 //   taskset -c 0 /tmp/kernel_harness gemv 256 256 128    # ck_gemv_rows: 4 gates × units rows of W [4H × k],
 //                                                        # ascending and descending by turns as in the loop
-//   taskset -c 0 /tmp/kernel_harness stream 524288       # a plain AVX-512 (or AVX2) sum over N bytes (a core's read rate)
+//   taskset -c 0 /tmp/kernel_harness stream 524288       # a plain sum over N bytes (a core's read rate)
 //   taskset -c 0 /tmp/kernel_harness gates 128 1         # the LSTM and GRU forward gate kernels on ROWS × UNITS
 //                                                        # (H = UNITS), in ns per unit
 //   taskset -c 0 /tmp/kernel_harness tiles 64 1024 1024  # ck_tile_gemm against ck_gemm_packed, call by call
@@ -103,19 +103,6 @@ CK_TILE_TARGET __attribute__((noinline)) static void tile_products(long rounds, 
     _tile_release();
 }
 
-typedef float v16s __attribute__((vector_size(64)));
-// A plain sum of n floats (a multiple of 128) in 8 independent vectors: the rate a core reads
-// them, compiled for AVX-512 and for AVX2 (x86-64-v3), the widest the CPU has.
-__attribute__((target_clones("avx512f", "arch=x86-64-v3", "default"))) static float stream_sum(const float *p, long n) {
-    v16s a[8] = {{0}};
-    for (long i = 0; i + 128 <= n; i += 128)
-        for (int v = 0; v < 8; v++) a[v] += ((const v16s *)(p + i))[v];
-    v16s s = ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
-    float r = 0;
-    for (int i = 0; i < 16; i++) r += s[i];
-    return r;
-}
-
 typedef float v8s __attribute__((vector_size(32)));
 // 12 independent chains of multiply-adds on 8 floats (12 of 16 AVX2 registers, no loads or
 // spills: 91.8 GFLOP/s at best on a core of the AMD machine, its peak).
@@ -131,8 +118,10 @@ __attribute__((target("avx2,fma"))) static float fma_chains(long rounds) {
     return s;
 }
 
-// A sum of n floats (a multiple of 64) in 8 vectors of 8 (no spills), added to *sink: to time
-// loads alone (not inlined, so that repeated calls are not folded into one).
+// A sum of n floats (a multiple of 64) in 8 vectors of 8 (no spills), added to *sink: the rate
+// a core reads them (`stream`, `phases`; not inlined, so that repeated calls are not folded into
+// one). For x86-64 with AVX2, in 256-bit loads on AVX-512 machines too: there half their L1
+// rate, about their L2 and L3 rates.
 __attribute__((target("avx2,fma"), noinline)) static void load_sum(const float *p, long n, float *sink) {
     v8s a[8] = {{0}};
     for (long i = 0; i + 64 <= n; i += 64)
@@ -223,7 +212,7 @@ int main(int argc, char **argv) {
         float *p = filled(n, 1, 0, 1);
         for (int r = 0; r < CALLS; r++) {
             double t = now();
-            sink += stream_sum(p, n);
+            load_sum(p, n, &sink);
             times[r] = now() - t;
         }
         work = 4.0 * n;
