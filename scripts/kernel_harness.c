@@ -105,8 +105,9 @@ CK_TILE_TARGET __attribute__((noinline)) static void tile_products(long rounds, 
 
 typedef float v8s __attribute__((vector_size(32)));
 // 12 independent chains of multiply-adds on 8 floats (12 of 16 AVX2 registers, no loads or
-// spills: 91.8 GFLOP/s at best on a core of the AMD machine, its peak).
-__attribute__((target("avx2,fma"))) static float fma_chains(long rounds) {
+// spills: 91.8 GFLOP/s at best on a core of the AMD machine, its peak; not inlined, so that
+// repeated calls are not folded into one).
+__attribute__((target("avx2,fma"), noinline)) static float fma_chains(long rounds) {
     v8s a[12], m, c;
     for (int i = 0; i < 8; i++) { m[i] = 0.999999f; c[i] = 1e-7f; }
     for (int v = 0; v < 12; v++)
@@ -130,9 +131,9 @@ __attribute__((target("avx2,fma"), noinline)) static void load_sum(const float *
     for (int i = 0; i < 8; i++) *sink += s[i];
 }
 
-// `phases` (AVX2 machines): 3000 rounds, each timing in turn an FMA burst in registers (0.2 ms), 64 sums
-// over 16 KB (L1), 2 sums over 512 KB (L2) and one packed product in L2 (M = 32, K = 128,
-// N = 1024: 512 KB of panels). For each, the median and 10th-percentile call as a share of its
+// `phases` (AVX2 machines): 3000 rounds, each timing in turn an FMA burst in registers (0.2 ms),
+// 64 sums over 16 KB (L1), 2 sums over 512 KB (L2) and one packed product in L2 (M = 32,
+// K = 128, N = 1024: 512 KB of panels). For each, the median and 10th-percentile call as a share of its
 // best; then, of the rounds whose product took over 1.25x its best, how many found each of the
 // others over 1.25x its own best too (the same slow minute).
 static int phases(void) {
