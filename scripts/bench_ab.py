@@ -19,18 +19,15 @@ second long. This script works with any build.
 usage: python3 scripts/bench_ab.py BASE_DIR NEW_DIR C1 lstm infer [--rounds 8] [--path cells]
        python3 scripts/bench_ab.py . ".|RECURRENT_HEAP=system" C1bi lstm train
 """
-import argparse, json, os, statistics, subprocess
+import argparse, json, statistics, subprocess
+
+from bench_paired import build_spec
 
 
 def run(spec, config, cell, mode, path):
-    directory, _, extra = spec.partition("|")
-    env = dict(os.environ)
-    if extra:
-        name, value = extra.split("=", 1)
-        env[name] = value
-    out = subprocess.run([os.path.join(directory, ".build", "release", "recurrent"), "bench", "--configs", config,
-                          "--cells", cell, "--modes", mode, "--threads", "2", "--repeats", "3", "--min-time", "0.3",
-                          "--deadline", "5", "--json"] + (["--path", path] if path != "fused" else []), capture_output=True, text=True, env=env, check=True).stdout
+    binary, env = build_spec(spec)
+    out = subprocess.run([binary, "bench", "--configs", config, "--cells", cell, "--modes", mode, "--threads", "2",
+                          "--repeats", "3", "--min-time", "0.3", "--deadline", "5", "--json"] + (["--path", path] if path != "fused" else []), capture_output=True, text=True, env=env, check=True).stdout
     row = [json.loads(line) for line in out.splitlines() if line.startswith("{")][0]
     return row["min_ms"], row["median_ms"]
 

@@ -30,8 +30,7 @@ The shared directory (default ../shared) is only read, never copied.
 """
 import argparse, json, os, statistics, subprocess, sys, time
 
-TARGETS = {"train": {"C1": 1.5, "C1bi": 1.5, "C2": 1.25, "C4": 1.25},
-           "infer": {"C1": 1.0, "C2": 1.0, "C4": 1.0, "C3": 2.0}}
+from bench_compare import TARGETS
 
 
 def torch_worker(shared, config, cell, mode, threads):

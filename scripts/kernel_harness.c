@@ -1,6 +1,6 @@
 // Times the step-product kernels on one thread, apart from the layers, for the per-core figures in
-// docs/benchmarks.md (pin it to a core with taskset; the machine's cores do not run at the same
-// speed for minutes at a time).
+// docs/benchmarks.md and docs/benchmark-history.md (pin it to a core with taskset; the machine's
+// cores do not run at the same speed for minutes at a time).
 //
 //   clang -O3 -ffp-contract=fast -I Sources/CKernels/include -o /tmp/kernel_harness scripts/kernel_harness.c -lopenblas
 //   taskset -c 0 /tmp/kernel_harness gemm 64 512 1024    # ck_gemm_packed: C[m×n] = A[m×k]·B, B packed once
