@@ -119,6 +119,19 @@ __attribute__((target("avx2,fma"), noinline)) static float fma_chains(long round
     return s;
 }
 
+// 6 independent chains of divisions on 8 floats, in registers (not inlined, as fma_chains).
+__attribute__((target("avx2,fma"), noinline)) static float division_chains(long rounds) {
+    v8s a[6], d;
+    for (int i = 0; i < 8; i++) d[i] = 1.0000001f;
+    for (int v = 0; v < 6; v++)
+        for (int i = 0; i < 8; i++) a[v][i] = 1.0f + v * 1e-3f;
+    for (long r = 0; r < rounds; r++)
+        for (int v = 0; v < 6; v++) a[v] = a[v] / d;
+    float s = 0;
+    for (int v = 0; v < 6; v++) s += a[v][0];
+    return s;
+}
+
 // A sum of n floats (a multiple of 64) in 8 vectors of 8 (no spills), added to *sink: the rate
 // a core reads them (`stream`, `phases`; not inlined, so that repeated calls are not folded into
 // one). For x86-64 with AVX2, in 256-bit loads on AVX-512 machines too: there half their L1
@@ -132,10 +145,11 @@ __attribute__((target("avx2,fma"), noinline)) static void load_sum(const float *
 }
 
 // `phases` (AVX2 machines): 3000 rounds, each timing in turn an FMA burst in registers (0.2 ms),
-// 64 sums over 16 KB (L1), 2 sums over 512 KB (L2) and one packed product in L2 (M = 32,
-// K = 128, N = 1024: 512 KB of panels). For each, the median and 10th-percentile call as a share of its
-// best; then, of the rounds whose product took over 1.25x its best, how many found each of the
-// others over 1.25x its own best too (the same slow minute).
+// 64 sums over 16 KB (L1), 2 sums over 512 KB (L2), one packed product in L2 (M = 32,
+// K = 128, N = 1024: 512 KB of panels), a burst of divisions in registers (~19 µs) and 20 LSTM
+// gate passes on one row of 128 units (C3's, data in L1). For each, the median and
+// 10th-percentile call as a share of its best; then, of the rounds whose product took over 1.25x
+// its best, how many found each of the others over 1.25x its own best too (the same slow minute).
 static int phases(void) {
     enum { ROUNDS = 3000 };
     long m = 32, k = 128, n = 1024;
@@ -143,7 +157,12 @@ static int phases(void) {
     float *packed = filled(ck_packed_size(k, n), 1, 0, 0), *l1 = filled(4096, 3, 1e-6f, 0),
           *l2 = filled(131072, 3, 1e-6f, 0);
     ck_pack(k, n, b, n, 0, packed);
-    static double t[4][ROUNDS], sorted[ROUNDS];
+    enum { KINDS = 6, PRODUCT = 3 };
+    static double t[KINDS][ROUNDS], sorted[ROUNDS];
+    float *gh = random_filled(1024), *bh = random_filled(1024), *bi = random_filled(1024), *xp = random_filled(1024),
+          *hp = random_filled(256), *cp = random_filled(256), *hn = filled(256, 1, 0, 0), *cn = filled(256, 1, 0, 0),
+          *o = filled(256, 1, 0, 0), *gates = filled(1024, 1, 0, 0);
+    ck_block block = {1, 128, 256, 1024, 256, 256, 256, 0, NULL};
     float sink = 0;
     for (int r = 0; r < ROUNDS; r++) {
         double s = now();
@@ -158,24 +177,32 @@ static int phases(void) {
         s = now();
         ck_gemm_packed(m, k, a, k, packed, 0, (n + 31) / 32, n, c, n, 0);
         t[3][r] = now() - s;
+        s = now();
+        sink += division_chains(3000);
+        t[4][r] = now() - s;
+        s = now();
+        for (int i = 0; i < 20; i++) ck_lstm_forward(&block, gh, bh, bi, xp, hp, cp, hn, cn, o, gates);
+        t[5][r] = now() - s;
     }
-    const char *names[4] = {"FMAs in registers", "sums over 16 KB", "sums over 512 KB", "product in L2"};
-    double best[4];
-    for (int j = 0; j < 4; j++) {
+    const char *names[KINDS] = {"FMAs in registers", "sums over 16 KB", "sums over 512 KB", "product in L2",
+                                "divisions", "LSTM gate passes"};
+    double best[KINDS];
+    for (int j = 0; j < KINDS; j++) {
         memcpy(sorted, t[j], sizeof sorted);
         qsort(sorted, ROUNDS, sizeof(double), by_value);
         best[j] = sorted[0];
         printf("%-18s best %7.1f us; median call at %.2f of the best speed, p10 %.2f\n", names[j], best[j] * 1e6,
                best[j] / sorted[ROUNDS / 2], best[j] / sorted[ROUNDS * 9 / 10]);
     }
-    int slow = 0, also[3] = {0};
+    int slow = 0, also[KINDS] = {0};
     for (int r = 0; r < ROUNDS; r++) {
-        if (t[3][r] <= 1.25 * best[3]) continue;
+        if (t[PRODUCT][r] <= 1.25 * best[PRODUCT]) continue;
         slow++;
-        for (int j = 0; j < 3; j++) also[j] += t[j][r] > 1.25 * best[j];
+        for (int j = 0; j < KINDS; j++) also[j] += t[j][r] > 1.25 * best[j];
     }
     printf("rounds with the product over 1.25x its best: %d of %d; slow too in those: FMAs %d, 16 KB sums %d, "
-           "512 KB sums %d (check %g)\n", slow, ROUNDS, also[0], also[1], also[2], (double)sink + c[0]);
+           "512 KB sums %d, divisions %d, gate passes %d (check %g)\n", slow, ROUNDS, also[0], also[1], also[2],
+           also[4], also[5], (double)sink + c[0] + hn[0]);
     return 0;
 }
 
