@@ -13,7 +13,8 @@
 //   taskset -c 0 /tmp/kernel_harness tilepeak            # bf16 TFLOP/s of 4 independent tile products
 //   taskset -c 0 /tmp/kernel_harness phases              # which work slows in the machine's slow minutes:
 //                                                        # FMAs in registers, sums over L1 and L2, a product
-//                                                        # in L2, by turns (see `phases` below)
+//                                                        # in L2, divisions, gate passes, by turns (see
+//                                                        # `phases` below)
 //   OPENBLAS_CORETYPE=SkylakeX taskset -c 0 /tmp/kernel_harness wgrad 512 384 3200
 //                                                        # weight gradient C[m×n] = Aᵀ·B, A [k×m]: the tiles
 //                                                        # (B packed each call) against OpenBLAS sgemm
