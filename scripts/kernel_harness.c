@@ -177,7 +177,7 @@ static int phases(void) {
         t[2][r] = now() - s;
         s = now();
         ck_gemm_packed(m, k, a, k, packed, 0, (n + 31) / 32, n, c, n, 0);
-        t[3][r] = now() - s;
+        t[PRODUCT][r] = now() - s;
         s = now();
         sink += division_chains(3000);
         t[4][r] = now() - s;
