@@ -22,10 +22,13 @@
 // `tiles` and `wgrad` also give each kernel's worst error against a Float64 sum, as a fraction of
 // Σ|a·b|. Build it exactly so: with -march=native the multi-versioned kernels ran about 3x slower
 // here (37-60 GFLOP/s against ~170 for the 64 × 512 × 1024 product).
+#define _GNU_SOURCE   // thread_team.c (sched_getaffinity), before any header
 #include "../Sources/CKernels/packed_gemm.c"
 #include "../Sources/CKernels/packed_gemm_avx2.c"
 #include "../Sources/CKernels/tile_gemm.c"
 #include "../Sources/CKernels/gate_kernels.c"
+#include "../Sources/CKernels/thread_team.c"
+#include "../Sources/CKernels/fma_peak.c"
 #include <cblas.h>
 #include <math.h>
 #include <stdio.h>
@@ -105,22 +108,9 @@ CK_TILE_TARGET __attribute__((noinline)) static void tile_products(long rounds, 
 }
 
 typedef float v8s __attribute__((vector_size(32)));
-// 12 independent chains of multiply-adds on 8 floats (12 of 16 AVX2 registers, no loads or
-// spills: 91.8 GFLOP/s at best on a core of the AMD machine, its peak; not inlined, so that
-// repeated calls are not folded into one).
-__attribute__((target("avx2,fma"), noinline)) static float fma_chains(long rounds) {
-    v8s a[12], m, c;
-    for (int i = 0; i < 8; i++) { m[i] = 0.999999f; c[i] = 1e-7f; }
-    for (int v = 0; v < 12; v++)
-        for (int i = 0; i < 8; i++) a[v][i] = 1.0f + v * 1e-3f;
-    for (long r = 0; r < rounds; r++)
-        for (int v = 0; v < 12; v++) a[v] = a[v] * m + c;
-    float s = 0;
-    for (int v = 0; v < 12; v++) s += a[v][0];
-    return s;
-}
 
-// 6 independent chains of divisions on 8 floats, in registers (not inlined, as fma_chains).
+// 6 independent chains of divisions on 8 floats, in registers (not inlined, so that repeated
+// calls are not folded into one); the FMA burst beside it is the peak probe's (`fma_peak.c`).
 __attribute__((target("avx2,fma"), noinline)) static float division_chains(long rounds) {
     v8s a[6], d;
     for (int i = 0; i < 8; i++) d[i] = 1.0000001f;
@@ -167,7 +157,7 @@ static int phases(void) {
     float sink = 0;
     for (int r = 0; r < ROUNDS; r++) {
         double s = now();
-        sink += fma_chains(95000);
+        ck_fma_chains_avx2(95000, &sink);   // 12 chains of multiply-adds on 8 floats, in registers
         t[0][r] = now() - s;
         s = now();
         for (int i = 0; i < 64; i++) load_sum(l1, 4096, &sink);
